@@ -1,0 +1,224 @@
+//! Time: one wall-clock type for everything stored, and the clock seam.
+//!
+//! Every record (event, recording, log line) carries a [`Timestamp`]: microseconds since the Unix
+//! epoch, UTC. Microseconds keep keys 8 bytes wide and sortable, are finer than any camera's frame
+//! interval, and convert exactly to the 90 kHz media timeline over the spans that matter.
+//!
+//! Nothing in the pipeline calls `SystemTime::now()` directly: it asks a [`Clocks`], so tests can
+//! run on [`SimulatedClocks`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A point in time: microseconds since 1970-01-01T00:00:00Z.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+    /// The earliest representable time.
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    /// The latest representable time.
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    /// From microseconds since the epoch.
+    pub const fn from_micros(us: i64) -> Self {
+        Timestamp(us)
+    }
+
+    /// From whole seconds since the epoch (saturating).
+    pub const fn from_secs(s: i64) -> Self {
+        Timestamp(s.saturating_mul(1_000_000))
+    }
+
+    /// From fractional seconds since the epoch, as Frigate's `before`/`after` send them.
+    ///
+    /// Fails on NaN, infinities and values outside about ±292,000 years.
+    pub fn from_secs_f64(s: f64) -> Result<Self> {
+        let us = s * 1e6;
+        if !us.is_finite() || us >= i64::MAX as f64 || us <= i64::MIN as f64 {
+            return Err(Error::invalid(format!("time {s} is out of range")));
+        }
+        Ok(Timestamp(us.round() as i64))
+    }
+
+    /// Microseconds since the epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds since the epoch, as a float (Frigate's `start_time`).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    /// Whole seconds since the epoch, rounded down.
+    pub fn as_secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
+    /// Parses RFC 3339 / ISO 8601 (`2025-12-23T12:00:00Z`, with any offset), a bare date
+    /// (`2025-10-01`, midnight UTC) or a date-time without offset (taken as UTC, as SpectraX
+    /// writes it).
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+            return Ok(Timestamp(ts.as_microsecond()));
+        }
+        if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+            if let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC) {
+                return Ok(Timestamp(z.timestamp().as_microsecond()));
+            }
+        }
+        if let Ok(d) = s.parse::<jiff::civil::Date>() {
+            if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
+                return Ok(Timestamp(z.timestamp().as_microsecond()));
+            }
+        }
+        Err(Error::invalid(format!(
+            "{s:?} is not an ISO 8601 time (expected e.g. 2025-12-23T12:00:00Z)"
+        )))
+    }
+
+    /// As a `jiff::Timestamp`, for calendar arithmetic; `None` outside jiff's range.
+    pub fn to_jiff(self) -> Option<jiff::Timestamp> {
+        jiff::Timestamp::from_microsecond(self.0).ok()
+    }
+
+    /// The calendar day of this instant in `tz`.
+    pub fn date_in(self, tz: &jiff::tz::TimeZone) -> Option<jiff::civil::Date> {
+        self.to_jiff().map(|t| t.to_zoned(tz.clone()).date())
+    }
+
+    /// Adds a duration, saturating at the ends of the range.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(us))
+    }
+
+    /// Subtracts a duration, saturating at the ends of the range.
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(us))
+    }
+}
+
+/// ISO 8601 UTC with microseconds, e.g. `2025-12-23T12:00:00.123456Z`.
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_jiff() {
+            Some(t) => write!(f, "{t:.6}"),
+            None => write!(f, "@{}us", self.0),
+        }
+    }
+}
+
+/// Where the pipeline gets the time from.
+///
+/// Held as `Arc<dyn Clocks>`. Wall time stamps records; monotonic time measures intervals
+/// (timeouts, backoff, fps) and never jumps when NTP adjusts the wall clock.
+pub trait Clocks: Send + Sync + fmt::Debug + 'static {
+    /// The current wall-clock time.
+    fn realtime(&self) -> Timestamp;
+    /// A monotonic reading in microseconds from an arbitrary origin.
+    fn monotonic_us(&self) -> i64;
+}
+
+/// The system's clocks.
+#[derive(Debug, Clone)]
+pub struct RealClocks {
+    origin: std::time::Instant,
+}
+
+impl Default for RealClocks {
+    fn default() -> Self {
+        RealClocks {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clocks for RealClocks {
+    fn realtime(&self) -> Timestamp {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            Err(e) => Timestamp(-i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    fn monotonic_us(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Clocks that move only when told to, for tests.
+#[derive(Debug)]
+pub struct SimulatedClocks {
+    boot: Timestamp,
+    elapsed_us: AtomicI64,
+}
+
+impl SimulatedClocks {
+    /// Clocks whose wall time starts at `boot`.
+    pub fn new(boot: Timestamp) -> Self {
+        SimulatedClocks {
+            boot,
+            elapsed_us: AtomicI64::new(0),
+        }
+    }
+
+    /// Moves both clocks forward.
+    pub fn advance(&self, d: Duration) {
+        let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        self.elapsed_us.fetch_add(us, Ordering::SeqCst);
+    }
+}
+
+impl Clocks for SimulatedClocks {
+    fn realtime(&self) -> Timestamp {
+        Timestamp(self.boot.0 + self.elapsed_us.load(Ordering::SeqCst))
+    }
+
+    fn monotonic_us(&self) -> i64 {
+        self.elapsed_us.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_forms() {
+        let check = |s: &str, want: i64| assert_eq!(Timestamp::parse(s).unwrap().0, want, "{s}");
+        check("1970-01-01T00:00:01Z", 1_000_000);
+        check("2025-12-23T12:00:00Z", 1_766_491_200_000_000);
+        check("2025-12-23T13:00:00+01:00", 1_766_491_200_000_000);
+        check("2025-12-23T12:00:00.5", 1_766_491_200_500_000);
+        check("2025-12-23", 1_766_448_000_000_000);
+        assert!(Timestamp::parse("yesterday").is_err());
+        assert!(Timestamp::from_secs_f64(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let t = Timestamp(1_766_491_200_123_456);
+        assert_eq!(t.to_string(), "2025-12-23T12:00:00.123456Z");
+        assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn simulated_clocks_advance() {
+        let c = SimulatedClocks::new(Timestamp::from_secs(100));
+        c.advance(Duration::from_millis(1500));
+        assert_eq!(c.realtime(), Timestamp(101_500_000));
+        assert_eq!(c.monotonic_us(), 1_500_000);
+    }
+}
