@@ -411,10 +411,12 @@ impl<R: Row> Table<R> {
 
     /// Inserts or replaces `row`, keeping indexes and counters exact.
     pub(crate) fn put(&self, wtxn: &mut RwTxn, row: &R, deltas: &mut Deltas) -> Result<()> {
-        let new_terms = Self::all_terms(row);
-        for (_, v) in &new_terms {
+        let mut base = Vec::new();
+        row.terms(&mut base);
+        for (_, v) in &base {
             check_term(v)?;
         }
+        let new_terms = Self::all_terms(row);
         let old = self.get(wtxn, row.id())?;
         let new_keys = Self::index_keys(row, &new_terms);
         let old_keys = match &old {
