@@ -134,8 +134,7 @@ impl CameraId {
     pub fn new(s: impl Into<String>) -> Result<Self> {
         let s = s.into();
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-        if s.is_empty() || s.len() > MAX_NAME_LEN || !s.chars().all(ok_char) || s.starts_with('.')
-        {
+        if s.is_empty() || s.len() > MAX_NAME_LEN || !s.chars().all(ok_char) || s.starts_with('.') {
             return Err(Error::invalid(format!(
                 "camera id {s:?} must be 1-{MAX_NAME_LEN} characters of a-z, A-Z, 0-9, '_', '-', '.' and not start with '.'"
             )));
@@ -214,7 +213,10 @@ mod tests {
         let b = g.next(t);
         assert_eq!(a, 1_000_000);
         assert_eq!(b, 1_000_001);
-        assert!(g.next(Timestamp::EPOCH) > b, "a clock step back still gives a larger id");
+        assert!(
+            g.next(Timestamp::EPOCH) > b,
+            "a clock step back still gives a larger id"
+        );
         assert_eq!(EventId::from_str("42").unwrap(), EventId(42));
         assert!(EventId::from_str("x").is_err());
     }

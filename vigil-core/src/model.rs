@@ -594,7 +594,10 @@ pub struct Event {
 impl Event {
     /// How long the event lasted, or lasted so far at `now`.
     pub fn duration_us(&self, now: Timestamp) -> i64 {
-        self.end_time.unwrap_or(now).0.saturating_sub(self.start_time.0)
+        self.end_time
+            .unwrap_or(now)
+            .0
+            .saturating_sub(self.start_time.0)
     }
 
     /// Checks the names and scores a request could get wrong.
@@ -911,7 +914,9 @@ pub struct ApiKey {
 }
 
 /// How urgent an alert is.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Severity {
     /// Worth a look.
     Low,
@@ -1074,7 +1079,9 @@ pub struct AuditEntry {
 }
 
 /// Log severity.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum LogLevel {
     /// Fine detail.
     Debug,
@@ -1133,8 +1140,16 @@ mod tests {
         assert!(square.contains(p(0.5, 0.5)));
         assert!(!square.contains(p(0.1, 0.5)));
         assert!(!square.contains(p(0.5, 0.9)));
-        assert!(Polygon { points: vec![p(0.0, 0.0), p(1.0, 1.0)] }.validate().is_err());
-        assert!(Polygon { points: vec![p(0.0, 0.0), p(1.5, 1.0), p(0.0, 1.0)] }.validate().is_err());
+        assert!(Polygon {
+            points: vec![p(0.0, 0.0), p(1.0, 1.0)]
+        }
+        .validate()
+        .is_err());
+        assert!(Polygon {
+            points: vec![p(0.0, 0.0), p(1.5, 1.0), p(0.0, 1.0)]
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

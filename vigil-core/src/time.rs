@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A point in time: microseconds since 1970-01-01T00:00:00Z.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -92,19 +92,36 @@ pub fn sample_event(i: u64, rng: &mut impl FnMut(u64) -> u64) -> Event {
         id: EventId(1000 + i),
         camera: cam(CAMS[rng(3) as usize]),
         label: LABELS[rng(4) as usize].to_owned(),
-        sub_label: if rng(5) == 0 { Some("Alice".to_owned()) } else { None },
+        sub_label: if rng(5) == 0 {
+            Some("Alice".to_owned())
+        } else {
+            None
+        },
         score: top / 2.0,
         top_score: top,
         start_time: Timestamp(start),
         end_time: ended.then(|| Timestamp(start + 1_000_000 + rng(60_000_000) as i64)),
         zones,
         tracker_id: Some(rng(50)),
-        bbox: BBox { x1: 0.1, y1: 0.1, x2: 0.3, y2: 0.5 },
+        bbox: BBox {
+            x1: 0.1,
+            y1: 0.1,
+            x2: 0.3,
+            y2: 0.5,
+        },
         has_clip: rng(2) == 0,
         has_snapshot: rng(3) != 0,
         retain: rng(7) == 0,
-        review: if rng(2) == 0 { ReviewStatus::Reviewed } else { ReviewStatus::Unreviewed },
-        notes: if rng(4) == 0 { Some("Delivery van at the gate".to_owned()) } else { None },
+        review: if rng(2) == 0 {
+            ReviewStatus::Reviewed
+        } else {
+            ReviewStatus::Unreviewed
+        },
+        notes: if rng(4) == 0 {
+            Some("Delivery van at the gate".to_owned())
+        } else {
+            None
+        },
         risk_score: Some(rng(100) as u8),
         best: None,
         stationary: false,
@@ -116,7 +133,10 @@ fn event_matches(f: &EventFilter, e: &Event) -> bool {
     let any = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
     (f.cameras.is_empty() || f.cameras.contains(&e.camera))
         && any(&f.labels, &e.label)
-        && (f.sub_labels.is_empty() || e.sub_label.as_ref().is_some_and(|s| f.sub_labels.contains(s)))
+        && (f.sub_labels.is_empty()
+            || e.sub_label
+                .as_ref()
+                .is_some_and(|s| f.sub_labels.contains(s)))
         && (f.zones.is_empty() || e.zones.iter().any(|z| f.zones.contains(z)))
         && f.time.contains(e.start_time)
         && f.has_clip.is_none_or(|v| v == e.has_clip)
@@ -127,7 +147,11 @@ fn event_matches(f: &EventFilter, e: &Event) -> bool {
         && f.in_progress.is_none_or(|p| p == e.end_time.is_none())
         && f.text.as_ref().is_none_or(|t| {
             let mut have: Vec<String> = words(&e.label).collect();
-            have.extend(e.sub_label.iter().flat_map(|s| words(s).collect::<Vec<_>>()));
+            have.extend(
+                e.sub_label
+                    .iter()
+                    .flat_map(|s| words(s).collect::<Vec<_>>()),
+            );
             have.extend(e.notes.iter().flat_map(|s| words(s).collect::<Vec<_>>()));
             words(t).all(|w| have.contains(&w))
         })
@@ -169,10 +193,21 @@ where
         })
         .await
         .unwrap();
-        assert!(page.items.len() <= limit as usize, "page larger than its limit");
-        assert_eq!(page.has_more, page.next_cursor.is_some(), "has_more and next_cursor disagree");
+        assert!(
+            page.items.len() <= limit as usize,
+            "page larger than its limit"
+        );
+        assert_eq!(
+            page.has_more,
+            page.next_cursor.is_some(),
+            "has_more and next_cursor disagree"
+        );
         if page.has_more {
-            assert_eq!(page.items.len(), limit as usize, "a page before the last must be full");
+            assert_eq!(
+                page.items.len(),
+                limit as usize,
+                "a page before the last must be full"
+            );
         }
         out.extend(page.items);
         match page.next_cursor {
@@ -197,7 +232,10 @@ async fn seed_events(store: &Arc<dyn Store>, n: u64) -> Vec<Event> {
     let mut rng = |m: u64| r.below(m);
     let events: Vec<Event> = (0..n).map(|i| sample_event(i, &mut rng)).collect();
     for chunk in events.chunks(100) {
-        let b: Batch = chunk.iter().map(|e| Mutation::PutEvent(Box::new(e.clone()))).collect();
+        let b: Batch = chunk
+            .iter()
+            .map(|e| Mutation::PutEvent(Box::new(e.clone())))
+            .collect();
         store.apply(b).await.unwrap();
     }
     events
@@ -208,49 +246,212 @@ fn event_filters() -> Vec<(&'static str, EventFilter)> {
     let f = EventFilter::default;
     vec![
         ("all", f()),
-        ("camera", EventFilter { cameras: vec![cam("front")], ..f() }),
-        ("two cameras", EventFilter { cameras: vec![cam("front"), cam("garage")], ..f() }),
-        ("label", EventFilter { labels: vec!["car".into()], ..f() }),
-        ("camera+label", EventFilter { cameras: vec![cam("back")], labels: vec!["person".into()], ..f() }),
-        ("cameras x labels", EventFilter {
-            cameras: vec![cam("back"), cam("front")],
-            labels: vec!["person".into(), "dog".into()],
-            ..f()
-        }),
-        ("camera+label+time", EventFilter {
-            cameras: vec![cam("front")],
-            labels: vec!["person".into()],
-            time: TimeRange { after: t(600), before: t(2400) },
-            ..f()
-        }),
-        ("sub_label", EventFilter { sub_labels: vec!["Alice".into()], ..f() }),
-        ("zone", EventFilter { zones: vec!["porch".into()], ..f() }),
-        ("zones", EventFilter { zones: vec!["porch".into(), "yard".into()], ..f() }),
-        ("after", EventFilter { time: TimeRange { after: t(1000), before: None }, ..f() }),
-        ("before", EventFilter { time: TimeRange { after: None, before: t(1000) }, ..f() }),
-        ("empty range", EventFilter { time: TimeRange { after: t(100), before: t(100) }, ..f() }),
-        ("has_clip", EventFilter { has_clip: Some(true), ..f() }),
-        ("no clip", EventFilter { has_clip: Some(false), ..f() }),
-        ("has_snapshot", EventFilter { has_snapshot: Some(true), ..f() }),
-        ("retained", EventFilter { retain: Some(true), ..f() }),
-        ("reviewed", EventFilter { review: Some(ReviewStatus::Reviewed), ..f() }),
-        ("unreviewed", EventFilter { review: Some(ReviewStatus::Unreviewed), ..f() }),
-        ("min score", EventFilter { min_score: Some(0.75), ..f() }),
-        ("in progress", EventFilter { in_progress: Some(true), ..f() }),
-        ("text label", EventFilter { text: Some("PERSON".into()), ..f() }),
-        ("text sub_label", EventFilter { text: Some("alice".into()), ..f() }),
-        ("text notes words", EventFilter { text: Some("van gate".into()), ..f() }),
-        ("text no match", EventFilter { text: Some("zebra".into()), ..f() }),
-        ("unknown camera", EventFilter { cameras: vec![cam("nowhere")], ..f() }),
-        ("everything", EventFilter {
-            cameras: vec![cam("front"), cam("back")],
-            labels: vec!["person".into(), "car".into()],
-            zones: vec!["driveway".into()],
-            time: TimeRange { after: t(100), before: t(3500) },
-            has_snapshot: Some(true),
-            min_score: Some(0.2),
-            ..f()
-        }),
+        (
+            "camera",
+            EventFilter {
+                cameras: vec![cam("front")],
+                ..f()
+            },
+        ),
+        (
+            "two cameras",
+            EventFilter {
+                cameras: vec![cam("front"), cam("garage")],
+                ..f()
+            },
+        ),
+        (
+            "label",
+            EventFilter {
+                labels: vec!["car".into()],
+                ..f()
+            },
+        ),
+        (
+            "camera+label",
+            EventFilter {
+                cameras: vec![cam("back")],
+                labels: vec!["person".into()],
+                ..f()
+            },
+        ),
+        (
+            "cameras x labels",
+            EventFilter {
+                cameras: vec![cam("back"), cam("front")],
+                labels: vec!["person".into(), "dog".into()],
+                ..f()
+            },
+        ),
+        (
+            "camera+label+time",
+            EventFilter {
+                cameras: vec![cam("front")],
+                labels: vec!["person".into()],
+                time: TimeRange {
+                    after: t(600),
+                    before: t(2400),
+                },
+                ..f()
+            },
+        ),
+        (
+            "sub_label",
+            EventFilter {
+                sub_labels: vec!["Alice".into()],
+                ..f()
+            },
+        ),
+        (
+            "zone",
+            EventFilter {
+                zones: vec!["porch".into()],
+                ..f()
+            },
+        ),
+        (
+            "zones",
+            EventFilter {
+                zones: vec!["porch".into(), "yard".into()],
+                ..f()
+            },
+        ),
+        (
+            "after",
+            EventFilter {
+                time: TimeRange {
+                    after: t(1000),
+                    before: None,
+                },
+                ..f()
+            },
+        ),
+        (
+            "before",
+            EventFilter {
+                time: TimeRange {
+                    after: None,
+                    before: t(1000),
+                },
+                ..f()
+            },
+        ),
+        (
+            "empty range",
+            EventFilter {
+                time: TimeRange {
+                    after: t(100),
+                    before: t(100),
+                },
+                ..f()
+            },
+        ),
+        (
+            "has_clip",
+            EventFilter {
+                has_clip: Some(true),
+                ..f()
+            },
+        ),
+        (
+            "no clip",
+            EventFilter {
+                has_clip: Some(false),
+                ..f()
+            },
+        ),
+        (
+            "has_snapshot",
+            EventFilter {
+                has_snapshot: Some(true),
+                ..f()
+            },
+        ),
+        (
+            "retained",
+            EventFilter {
+                retain: Some(true),
+                ..f()
+            },
+        ),
+        (
+            "reviewed",
+            EventFilter {
+                review: Some(ReviewStatus::Reviewed),
+                ..f()
+            },
+        ),
+        (
+            "unreviewed",
+            EventFilter {
+                review: Some(ReviewStatus::Unreviewed),
+                ..f()
+            },
+        ),
+        (
+            "min score",
+            EventFilter {
+                min_score: Some(0.75),
+                ..f()
+            },
+        ),
+        (
+            "in progress",
+            EventFilter {
+                in_progress: Some(true),
+                ..f()
+            },
+        ),
+        (
+            "text label",
+            EventFilter {
+                text: Some("PERSON".into()),
+                ..f()
+            },
+        ),
+        (
+            "text sub_label",
+            EventFilter {
+                text: Some("alice".into()),
+                ..f()
+            },
+        ),
+        (
+            "text notes words",
+            EventFilter {
+                text: Some("van gate".into()),
+                ..f()
+            },
+        ),
+        (
+            "text no match",
+            EventFilter {
+                text: Some("zebra".into()),
+                ..f()
+            },
+        ),
+        (
+            "unknown camera",
+            EventFilter {
+                cameras: vec![cam("nowhere")],
+                ..f()
+            },
+        ),
+        (
+            "everything",
+            EventFilter {
+                cameras: vec![cam("front"), cam("back")],
+                labels: vec!["person".into(), "car".into()],
+                zones: vec!["driveway".into()],
+                time: TimeRange {
+                    after: t(100),
+                    before: t(3500),
+                },
+                has_snapshot: Some(true),
+                min_score: Some(0.2),
+                ..f()
+            },
+        ),
     ]
 }
 
@@ -260,12 +461,21 @@ pub async fn events_filters_and_sorts(open: &impl Opener) {
     let store = open(dir.path()).unwrap();
     let events = seed_events(&store, 500).await;
     for (name, filter) in event_filters() {
-        let expected: Vec<Event> = events.iter().filter(|e| event_matches(&filter, e)).cloned().collect();
+        let expected: Vec<Event> = events
+            .iter()
+            .filter(|e| event_matches(&filter, e))
+            .cloned()
+            .collect();
         for sort in [SortBy::Time, SortBy::Score, SortBy::Duration] {
             for order in [Order::Asc, Order::Desc] {
                 let want = ordered(&expected, |e| event_key(e, sort), order);
                 let got = collect_pages(7, |page| {
-                    let q = Query { filter: filter.clone(), sort, order, page };
+                    let q = Query {
+                        filter: filter.clone(),
+                        sort,
+                        order,
+                        page,
+                    };
                     let s = store.clone();
                     async move { s.events(&q).await }
                 })
@@ -276,12 +486,21 @@ pub async fn events_filters_and_sorts(open: &impl Opener) {
         }
         // Totals and offsets.
         let mut q = Query::new(filter.clone());
-        q.page = PageRequest { limit: 5, cursor: None, offset: 3, with_total: true };
+        q.page = PageRequest {
+            limit: 5,
+            cursor: None,
+            offset: 3,
+            with_total: true,
+        };
         let page = store.events(&q).await.unwrap();
         assert_eq!(page.total, Some(expected.len() as u64), "total of {name}");
         let want = ordered(&expected, |e| event_key(e, SortBy::Time), Order::Desc);
         let want: Vec<EventId> = want.iter().skip(3).take(5).map(|e| e.id).collect();
-        assert_eq!(page.items.iter().map(|e| e.id).collect::<Vec<_>>(), want, "offset of {name}");
+        assert_eq!(
+            page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+            want,
+            "offset of {name}"
+        );
     }
     // Aggregates.
     let counts = store.event_counts().await.unwrap();
@@ -296,14 +515,20 @@ pub async fn events_filters_and_sorts(open: &impl Opener) {
     }
     for tz_name in ["UTC", "America/New_York", "Asia/Tokyo"] {
         let tz = jiff::tz::TimeZone::get(tz_name).unwrap();
-        let sf = SummaryFilter { cameras: vec![cam("front"), cam("back")], ..Default::default() };
+        let sf = SummaryFilter {
+            cameras: vec![cam("front"), cam("back")],
+            ..Default::default()
+        };
         let rows = store.events_summary(&sf, &tz).await.unwrap();
-        let mut want: BTreeMap<(String, String, Vec<String>, jiff::civil::Date), [u64; 4]> = BTreeMap::new();
+        let mut want: BTreeMap<(String, String, Vec<String>, jiff::civil::Date), [u64; 4]> =
+            BTreeMap::new();
         for e in events.iter().filter(|e| sf.cameras.contains(&e.camera)) {
             let mut z = e.zones.clone();
             z.sort();
             let day = e.start_time.date_in(&tz).unwrap();
-            let w = want.entry((e.camera.to_string(), e.label.clone(), z, day)).or_default();
+            let w = want
+                .entry((e.camera.to_string(), e.label.clone(), z, day))
+                .or_default();
             w[0] += 1;
             w[1] += u64::from(e.has_clip);
             w[2] += u64::from(e.has_snapshot);
@@ -311,7 +536,12 @@ pub async fn events_filters_and_sorts(open: &impl Opener) {
         }
         let got: BTreeMap<_, _> = rows
             .into_iter()
-            .map(|r| ((r.camera.to_string(), r.label, r.zones, r.day), [r.count, r.with_clip, r.with_snapshot, r.reviewed]))
+            .map(|r| {
+                (
+                    (r.camera.to_string(), r.label, r.zones, r.day),
+                    [r.count, r.with_clip, r.with_snapshot, r.reviewed],
+                )
+            })
             .collect();
         assert_eq!(got, want, "events summary in {tz_name}");
     }
@@ -326,7 +556,10 @@ pub async fn event_updates_keep_indexes_exact(open: &impl Opener) {
     for e in events.iter_mut().step_by(3) {
         e.label = "car".into();
         e.zones = vec!["yard".into()];
-        e.end_time = Some(e.start_time.saturating_add(std::time::Duration::from_secs(9)));
+        e.end_time = Some(
+            e.start_time
+                .saturating_add(std::time::Duration::from_secs(9)),
+        );
         e.review = ReviewStatus::Reviewed;
         e.top_score = 0.99;
         b.push(Mutation::PutEvent(Box::new(e.clone())));
@@ -340,7 +573,11 @@ pub async fn event_updates_keep_indexes_exact(open: &impl Opener) {
     events.retain(|e| !deleted.contains(&e.id));
     for (name, filter) in event_filters() {
         let expected: Vec<EventId> = ordered(
-            &events.iter().filter(|e| event_matches(&filter, e)).cloned().collect::<Vec<_>>(),
+            &events
+                .iter()
+                .filter(|e| event_matches(&filter, e))
+                .cloned()
+                .collect::<Vec<_>>(),
             |e| event_key(e, SortBy::Score),
             Order::Desc,
         )
@@ -348,14 +585,26 @@ pub async fn event_updates_keep_indexes_exact(open: &impl Opener) {
         .map(|e| e.id)
         .collect();
         let got = collect_pages(50, |page| {
-            let q = Query { filter: filter.clone(), sort: SortBy::Score, order: Order::Desc, page };
+            let q = Query {
+                filter: filter.clone(),
+                sort: SortBy::Score,
+                order: Order::Desc,
+                page,
+            };
             let s = store.clone();
             async move { s.events(&q).await }
         })
         .await;
-        assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), expected, "after updates: {name}");
+        assert_eq!(
+            got.iter().map(|e| e.id).collect::<Vec<_>>(),
+            expected,
+            "after updates: {name}"
+        );
     }
-    assert_eq!(store.event_counts().await.unwrap().total, events.len() as u64);
+    assert_eq!(
+        store.event_counts().await.unwrap().total,
+        events.len() as u64
+    );
     for id in deleted {
         assert_eq!(store.event(id).await.unwrap(), None);
     }
@@ -375,7 +624,11 @@ fn sample_recording(i: u64, r: &mut Rng) -> Recording {
     Recording {
         id: RecordingId(5000 + i),
         camera: cam(CAMS[r.below(3) as usize]),
-        kind: if r.below(4) == 0 { RecordingKind::Event } else { RecordingKind::Continuous },
+        kind: if r.below(4) == 0 {
+            RecordingKind::Event
+        } else {
+            RecordingKind::Continuous
+        },
         start_time: Timestamp(start),
         end_time: Timestamp(start + 1_000_000 + r.below(9_000_000) as i64),
         size_bytes: 100_000 + r.below(1_000_000),
@@ -386,7 +639,11 @@ fn sample_recording(i: u64, r: &mut Rng) -> Recording {
         frames: 300,
         objects,
         retained: r.below(5) == 0,
-        event_ids: if r.below(3) == 0 { vec![EventId(1000 + i)] } else { vec![] },
+        event_ids: if r.below(3) == 0 {
+            vec![EventId(1000 + i)]
+        } else {
+            vec![]
+        },
         thumbnail_path: None,
         sprite_path: None,
     }
@@ -398,28 +655,97 @@ pub async fn recordings_filters_sorts_and_stats(open: &impl Opener) {
     let store = open(dir.path()).unwrap();
     let mut r = Rng(42);
     let recs: Vec<Recording> = (0..300).map(|i| sample_recording(i, &mut r)).collect();
-    store.apply(recs.iter().map(|x| Mutation::PutRecording(Box::new(x.clone()))).collect()).await.unwrap();
+    store
+        .apply(
+            recs.iter()
+                .map(|x| Mutation::PutRecording(Box::new(x.clone())))
+                .collect(),
+        )
+        .await
+        .unwrap();
     let t = |s: i64| Some(Timestamp(T0 + s * 1_000_000));
     let f = RecordingFilter::default;
     let filters = vec![
         ("all", f()),
-        ("camera", RecordingFilter { cameras: vec![cam("back")], ..f() }),
-        ("object", RecordingFilter { labels: vec!["person".into()], ..f() }),
-        ("camera+object", RecordingFilter { cameras: vec![cam("front")], labels: vec!["dog".into()], ..f() }),
-        ("tracker", RecordingFilter { tracker_ids: vec![7, 8], ..f() }),
-        ("kind", RecordingFilter { kinds: vec![RecordingKind::Event], ..f() }),
-        ("time", RecordingFilter { time: TimeRange { after: t(500), before: t(2000) }, ..f() }),
-        ("min confidence", RecordingFilter { min_score: Some(0.8), ..f() }),
-        ("retained", RecordingFilter { retained: Some(true), ..f() }),
-        ("event", RecordingFilter { event_id: Some(EventId(1003)), ..f() }),
+        (
+            "camera",
+            RecordingFilter {
+                cameras: vec![cam("back")],
+                ..f()
+            },
+        ),
+        (
+            "object",
+            RecordingFilter {
+                labels: vec!["person".into()],
+                ..f()
+            },
+        ),
+        (
+            "camera+object",
+            RecordingFilter {
+                cameras: vec![cam("front")],
+                labels: vec!["dog".into()],
+                ..f()
+            },
+        ),
+        (
+            "tracker",
+            RecordingFilter {
+                tracker_ids: vec![7, 8],
+                ..f()
+            },
+        ),
+        (
+            "kind",
+            RecordingFilter {
+                kinds: vec![RecordingKind::Event],
+                ..f()
+            },
+        ),
+        (
+            "time",
+            RecordingFilter {
+                time: TimeRange {
+                    after: t(500),
+                    before: t(2000),
+                },
+                ..f()
+            },
+        ),
+        (
+            "min confidence",
+            RecordingFilter {
+                min_score: Some(0.8),
+                ..f()
+            },
+        ),
+        (
+            "retained",
+            RecordingFilter {
+                retained: Some(true),
+                ..f()
+            },
+        ),
+        (
+            "event",
+            RecordingFilter {
+                event_id: Some(EventId(1003)),
+                ..f()
+            },
+        ),
     ];
     for (name, filter) in filters {
         let expected: Vec<Recording> = recs
             .iter()
             .filter(|x| {
                 (filter.cameras.is_empty() || filter.cameras.contains(&x.camera))
-                    && (filter.labels.is_empty() || x.objects.iter().any(|o| filter.labels.contains(&o.label)))
-                    && (filter.tracker_ids.is_empty() || x.tracker_ids().iter().any(|t| filter.tracker_ids.contains(t)))
+                    && (filter.labels.is_empty()
+                        || x.objects.iter().any(|o| filter.labels.contains(&o.label)))
+                    && (filter.tracker_ids.is_empty()
+                        || x.tracker_ids()
+                            .iter()
+                            .any(|t| filter.tracker_ids.contains(t)))
                     && (filter.kinds.is_empty() || filter.kinds.contains(&x.kind))
                     && filter.time.contains(x.start_time)
                     && filter.min_score.is_none_or(|m| x.max_score() >= m)
@@ -430,26 +756,53 @@ pub async fn recordings_filters_sorts_and_stats(open: &impl Opener) {
             .collect();
         for sort in [SortBy::Time, SortBy::Score, SortBy::Duration] {
             for order in [Order::Asc, Order::Desc] {
-                let want: Vec<RecordingId> =
-                    ordered(&expected, |x| recording_key(x, sort), order).iter().map(|x| x.id).collect();
+                let want: Vec<RecordingId> = ordered(&expected, |x| recording_key(x, sort), order)
+                    .iter()
+                    .map(|x| x.id)
+                    .collect();
                 let got = collect_pages(9, |page| {
-                    let q = Query { filter: filter.clone(), sort, order, page };
+                    let q = Query {
+                        filter: filter.clone(),
+                        sort,
+                        order,
+                        page,
+                    };
                     let s = store.clone();
                     async move { s.recordings(&q).await }
                 })
                 .await;
-                assert_eq!(got.iter().map(|x| x.id).collect::<Vec<_>>(), want, "recordings {name} {sort:?} {order:?}");
+                assert_eq!(
+                    got.iter().map(|x| x.id).collect::<Vec<_>>(),
+                    want,
+                    "recordings {name} {sort:?} {order:?}"
+                );
             }
         }
     }
-    let by_path = store.recording_by_path("recordings/17.mp4").await.unwrap().unwrap();
+    let by_path = store
+        .recording_by_path("recordings/17.mp4")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_path.id, RecordingId(5017));
-    assert_eq!(store.recording_by_path("recordings/nope.mp4").await.unwrap(), None);
+    assert_eq!(
+        store
+            .recording_by_path("recordings/nope.mp4")
+            .await
+            .unwrap(),
+        None
+    );
 
     let stats = store.recording_stats(5).await.unwrap();
     assert_eq!(stats.total.count, recs.len() as u64);
-    assert_eq!(stats.total.size_bytes, recs.iter().map(|x| x.size_bytes).sum::<u64>());
-    assert_eq!(stats.total.duration_us, recs.iter().map(Recording::duration_us).sum::<i64>());
+    assert_eq!(
+        stats.total.size_bytes,
+        recs.iter().map(|x| x.size_bytes).sum::<u64>()
+    );
+    assert_eq!(
+        stats.total.duration_us,
+        recs.iter().map(Recording::duration_us).sum::<i64>()
+    );
     assert_eq!(stats.oldest, recs.iter().map(|x| x.start_time).min());
     assert_eq!(stats.newest, recs.iter().map(|x| x.start_time).max());
     for c in CAMS {
@@ -457,7 +810,10 @@ pub async fn recordings_filters_sorts_and_stats(open: &impl Opener) {
         assert_eq!(stats.by_camera[&cam(c)].count, n);
     }
     for l in LABELS {
-        let n = recs.iter().filter(|x| x.objects.iter().any(|o| o.label == l)).count() as u64;
+        let n = recs
+            .iter()
+            .filter(|x| x.objects.iter().any(|o| o.label == l))
+            .count() as u64;
         assert_eq!(stats.objects.get(l).copied().unwrap_or(0), n, "objects {l}");
     }
     let mut trackers: BTreeMap<u64, u64> = BTreeMap::new();
@@ -500,7 +856,11 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
             resource_type: ["camera", "event", "account"][r.below(3) as usize].to_owned(),
             resource_id: Some(format!("{}", r.below(5))),
             ip: None,
-            outcome: if r.below(4) == 0 { Outcome::Failure } else { Outcome::Success },
+            outcome: if r.below(4) == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            },
             details_json: "{}".into(),
         })
         .collect();
@@ -508,10 +868,23 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
         .map(|i| LogEntry {
             id: LogId(30_000 + i),
             time: Timestamp(T0 + i as i64 * 1_000_000),
-            level: [LogLevel::Debug, LogLevel::Info, LogLevel::Warning, LogLevel::Error][r.below(4) as usize],
+            level: [
+                LogLevel::Debug,
+                LogLevel::Info,
+                LogLevel::Warning,
+                LogLevel::Error,
+            ][r.below(4) as usize],
             source: ["app", "recorder", "camera"][r.below(3) as usize].to_owned(),
-            camera: if r.below(2) == 0 { Some(cam(CAMS[r.below(3) as usize])) } else { None },
-            message: ["camera front connected", "disk almost full", "reconnecting after stall"][r.below(3) as usize]
+            camera: if r.below(2) == 0 {
+                Some(cam(CAMS[r.below(3) as usize]))
+            } else {
+                None
+            },
+            message: [
+                "camera front connected",
+                "disk almost full",
+                "reconnecting after stall",
+            ][r.below(3) as usize]
                 .to_owned(),
         })
         .collect();
@@ -536,21 +909,51 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
         })
         .collect();
     let mut b = Batch::new();
-    b.mutations.extend(dets.iter().map(|x| Mutation::PutDetection(Box::new(x.clone()))));
-    b.mutations.extend(audits.iter().map(|x| Mutation::PutAudit(Box::new(x.clone()))));
-    b.mutations.extend(logs.iter().map(|x| Mutation::PutLog(Box::new(x.clone()))));
-    b.mutations.extend(snaps.iter().map(|x| Mutation::PutSnapshot(Box::new(x.clone()))));
-    b.mutations.extend(frames.iter().map(|x| Mutation::PutTimelapseFrame(Box::new(x.clone()))));
+    b.mutations.extend(
+        dets.iter()
+            .map(|x| Mutation::PutDetection(Box::new(x.clone()))),
+    );
+    b.mutations.extend(
+        audits
+            .iter()
+            .map(|x| Mutation::PutAudit(Box::new(x.clone()))),
+    );
+    b.mutations
+        .extend(logs.iter().map(|x| Mutation::PutLog(Box::new(x.clone()))));
+    b.mutations.extend(
+        snaps
+            .iter()
+            .map(|x| Mutation::PutSnapshot(Box::new(x.clone()))),
+    );
+    b.mutations.extend(
+        frames
+            .iter()
+            .map(|x| Mutation::PutTimelapseFrame(Box::new(x.clone()))),
+    );
     store.apply(b).await.unwrap();
 
     // Detections.
     let dfs = vec![
         DetectionFilter::default(),
-        DetectionFilter { cameras: vec![cam("front")], labels: vec!["car".into()], ..Default::default() },
-        DetectionFilter { event_id: Some(EventId(1003)), ..Default::default() },
-        DetectionFilter { tracker_ids: vec![3], min_score: Some(0.3), ..Default::default() },
         DetectionFilter {
-            time: TimeRange { after: Some(Timestamp(T0 + 3_600_000_000 * 10)), before: Some(Timestamp(T0 + 3_600_000_000 * 40)) },
+            cameras: vec![cam("front")],
+            labels: vec!["car".into()],
+            ..Default::default()
+        },
+        DetectionFilter {
+            event_id: Some(EventId(1003)),
+            ..Default::default()
+        },
+        DetectionFilter {
+            tracker_ids: vec![3],
+            min_score: Some(0.3),
+            ..Default::default()
+        },
+        DetectionFilter {
+            time: TimeRange {
+                after: Some(Timestamp(T0 + 3_600_000_000 * 10)),
+                before: Some(Timestamp(T0 + 3_600_000_000 * 40)),
+            },
             ..Default::default()
         },
     ];
@@ -563,39 +966,74 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
                         (f.cameras.is_empty() || f.cameras.contains(&d.camera))
                             && (f.labels.is_empty() || f.labels.contains(&d.label))
                             && f.event_id.is_none_or(|e| d.event_id == Some(e))
-                            && (f.tracker_ids.is_empty() || d.tracker_id.is_some_and(|t| f.tracker_ids.contains(&t)))
+                            && (f.tracker_ids.is_empty()
+                                || d.tracker_id.is_some_and(|t| f.tracker_ids.contains(&t)))
                             && f.time.contains(d.time)
                             && f.min_score.is_none_or(|m| d.score >= m)
                     })
                     .cloned()
                     .collect::<Vec<_>>(),
-                |d| (if sort == SortBy::Score { d.score.to_bits() } else { 0 }, d.time, d.id),
+                |d| {
+                    (
+                        if sort == SortBy::Score {
+                            d.score.to_bits()
+                        } else {
+                            0
+                        },
+                        d.time,
+                        d.id,
+                    )
+                },
                 Order::Desc,
             )
             .iter()
             .map(|d| d.id)
             .collect();
             let got = collect_pages(11, |page| {
-                let q = Query { filter: f.clone(), sort, order: Order::Desc, page };
+                let q = Query {
+                    filter: f.clone(),
+                    sort,
+                    order: Order::Desc,
+                    page,
+                };
                 let s = store.clone();
                 async move { s.detections(&q).await }
             })
             .await;
-            assert_eq!(got.iter().map(|d| d.id).collect::<Vec<_>>(), want, "detections {f:?} {sort:?}");
+            assert_eq!(
+                got.iter().map(|d| d.id).collect::<Vec<_>>(),
+                want,
+                "detections {f:?} {sort:?}"
+            );
         }
     }
     let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-    let trends = store.detection_trends(&SummaryFilter::default(), &tz).await.unwrap();
+    let trends = store
+        .detection_trends(&SummaryFilter::default(), &tz)
+        .await
+        .unwrap();
     let mut want: BTreeMap<(jiff::civil::Date, String, String), u64> = BTreeMap::new();
     for d in &dets {
-        *want.entry((d.time.date_in(&tz).unwrap(), d.camera.to_string(), d.label.clone())).or_default() += 1;
+        *want
+            .entry((
+                d.time.date_in(&tz).unwrap(),
+                d.camera.to_string(),
+                d.label.clone(),
+            ))
+            .or_default() += 1;
     }
-    let got: BTreeMap<_, _> =
-        trends.into_iter().map(|t| ((t.day, t.camera.to_string(), t.label), t.count)).collect();
+    let got: BTreeMap<_, _> = trends
+        .into_iter()
+        .map(|t| ((t.day, t.camera.to_string(), t.label), t.count))
+        .collect();
     assert_eq!(got, want, "detection trends");
 
     // Audit.
-    let af = AuditFilter { actors: vec!["admin".into()], outcome: Some(Outcome::Success), ..Default::default() };
+    let af = AuditFilter {
+        actors: vec!["admin".into()],
+        outcome: Some(Outcome::Success),
+        ..Default::default()
+    };
     let want: Vec<AuditId> = audits
         .iter()
         .rev()
@@ -603,16 +1041,32 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
         .map(|a| a.id)
         .collect();
     let got = collect_pages(4, |page| {
-        let q = Query { filter: af.clone(), sort: SortBy::Time, order: Order::Desc, page };
+        let q = Query {
+            filter: af.clone(),
+            sort: SortBy::Time,
+            order: Order::Desc,
+            page,
+        };
         let s = store.clone();
         async move { s.audit_entries(&q).await }
     })
     .await;
     assert_eq!(got.iter().map(|a| a.id).collect::<Vec<_>>(), want);
-    let rf = AuditFilter { resource_id: Some("3".into()), ..Default::default() };
-    let n = audits.iter().filter(|a| a.resource_id.as_deref() == Some("3")).count();
+    let rf = AuditFilter {
+        resource_id: Some("3".into()),
+        ..Default::default()
+    };
+    let n = audits
+        .iter()
+        .filter(|a| a.resource_id.as_deref() == Some("3"))
+        .count();
     let got = collect_pages(1000, |page| {
-        let q = Query { filter: rf.clone(), sort: SortBy::Time, order: Order::Asc, page };
+        let q = Query {
+            filter: rf.clone(),
+            sort: SortBy::Time,
+            order: Order::Asc,
+            page,
+        };
         let s = store.clone();
         async move { s.audit_entries(&q).await }
     })
@@ -620,7 +1074,10 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
     assert_eq!(got.len(), n);
     let ac = store.audit_counts().await.unwrap();
     assert_eq!(ac.total, audits.len() as u64);
-    assert_eq!(ac.by_actor["admin"], audits.iter().filter(|a| a.actor == "admin").count() as u64);
+    assert_eq!(
+        ac.by_actor["admin"],
+        audits.iter().filter(|a| a.actor == "admin").count() as u64
+    );
 
     // Logs, with text search and retention.
     let lf = LogFilter {
@@ -634,42 +1091,87 @@ pub async fn detections_audit_logs_snapshots(open: &impl Opener) {
         .map(|l| l.id)
         .collect();
     let got = collect_pages(3, |page| {
-        let q = Query { filter: lf.clone(), sort: SortBy::Time, order: Order::Asc, page };
+        let q = Query {
+            filter: lf.clone(),
+            sort: SortBy::Time,
+            order: Order::Asc,
+            page,
+        };
         let s = store.clone();
         async move { s.log_entries(&q).await }
     })
     .await;
     assert_eq!(got.iter().map(|l| l.id).collect::<Vec<_>>(), want);
-    let cf = LogFilter { cameras: vec![cam("garage")], sources: vec!["camera".into()], ..Default::default() };
-    let n = logs.iter().filter(|l| l.source == "camera" && l.camera == Some(cam("garage"))).count();
+    let cf = LogFilter {
+        cameras: vec![cam("garage")],
+        sources: vec!["camera".into()],
+        ..Default::default()
+    };
+    let n = logs
+        .iter()
+        .filter(|l| l.source == "camera" && l.camera == Some(cam("garage")))
+        .count();
     let mut q = Query::new(cf);
     q.page.with_total = true;
     assert_eq!(store.log_entries(&q).await.unwrap().total, Some(n as u64));
-    store.apply(Mutation::DeleteLogsBefore(Timestamp(T0 + 100_000_000)).into()).await.unwrap();
+    store
+        .apply(Mutation::DeleteLogsBefore(Timestamp(T0 + 100_000_000)).into())
+        .await
+        .unwrap();
     let lc = store.log_counts().await.unwrap();
     assert_eq!(lc.total, 50);
     let sort_err = store
-        .log_entries(&Query { sort: SortBy::Score, ..Query::new(LogFilter::default()) })
+        .log_entries(&Query {
+            sort: SortBy::Score,
+            ..Query::new(LogFilter::default())
+        })
         .await
         .unwrap_err();
     assert_eq!(sort_err.kind(), ErrorKind::InvalidArgument);
 
     // Snapshots and timelapse frames.
-    let sf = SnapshotFilter { cameras: vec![cam("back")], ..Default::default() };
+    let sf = SnapshotFilter {
+        cameras: vec![cam("back")],
+        ..Default::default()
+    };
     let got = collect_pages(5, |page| {
-        let q = Query { filter: sf.clone(), sort: SortBy::Time, order: Order::Desc, page };
+        let q = Query {
+            filter: sf.clone(),
+            sort: SortBy::Time,
+            order: Order::Desc,
+            page,
+        };
         let s = store.clone();
         async move { s.snapshots(&q).await }
     })
     .await;
-    let want: Vec<SnapshotId> = snaps.iter().rev().filter(|s| s.camera == cam("back")).map(|s| s.id).collect();
+    let want: Vec<SnapshotId> = snaps
+        .iter()
+        .rev()
+        .filter(|s| s.camera == cam("back"))
+        .map(|s| s.id)
+        .collect();
     assert_eq!(got.iter().map(|s| s.id).collect::<Vec<_>>(), want);
-    let ef = SnapshotFilter { event_id: Some(EventId(1008)), ..Default::default() };
+    let ef = SnapshotFilter {
+        event_id: Some(EventId(1008)),
+        ..Default::default()
+    };
     let one = store.snapshots(&Query::new(ef)).await.unwrap();
-    assert_eq!(one.items.iter().map(|s| s.id).collect::<Vec<_>>(), vec![SnapshotId(40_008)]);
-    let tf = TimelapseFilter { cameras: vec![cam("front")], ..Default::default() };
+    assert_eq!(
+        one.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![SnapshotId(40_008)]
+    );
+    let tf = TimelapseFilter {
+        cameras: vec![cam("front")],
+        ..Default::default()
+    };
     let got = collect_pages(4, |page| {
-        let q = Query { filter: tf.clone(), sort: SortBy::Time, order: Order::Asc, page };
+        let q = Query {
+            filter: tf.clone(),
+            sort: SortBy::Time,
+            order: Order::Asc,
+            page,
+        };
         let s = store.clone();
         async move { s.timelapse_frames(&q).await }
     })
@@ -683,7 +1185,10 @@ pub async fn pagination_edges(open: &impl Opener) {
     let dir = tmp();
     let store = open(dir.path()).unwrap();
     // Empty store.
-    let page = store.events(&Query::new(EventFilter::default())).await.unwrap();
+    let page = store
+        .events(&Query::new(EventFilter::default()))
+        .await
+        .unwrap();
     assert!(page.items.is_empty() && !page.has_more && page.next_cursor.is_none());
     let events = seed_events(&store, 30).await;
     // 30 rows in pages of 10: the third page is the last and says so.
@@ -699,7 +1204,11 @@ pub async fn pagination_edges(open: &impl Opener) {
             None => break,
         }
     }
-    assert_eq!(pages.len(), 3, "an exactly full last page must not be followed by an empty one");
+    assert_eq!(
+        pages.len(),
+        3,
+        "an exactly full last page must not be followed by an empty one"
+    );
     assert!(!pages[2].has_more);
     // A cursor outlives the deletion of its own row and of the rows right after it.
     let mut q = Query::new(EventFilter::default());
@@ -710,7 +1219,10 @@ pub async fn pagination_edges(open: &impl Opener) {
     let mut newest_first: Vec<Event> = events.clone();
     newest_first.sort_by_key(|e| (e.start_time, e.id));
     let doomed = [newest_first[9].id, newest_first[10].id, newest_first[11].id];
-    store.apply(doomed.iter().map(|id| Mutation::DeleteEvent(*id)).collect()).await.unwrap();
+    store
+        .apply(doomed.iter().map(|id| Mutation::DeleteEvent(*id)).collect())
+        .await
+        .unwrap();
     q.page.cursor = Some(cursor);
     let second = store.events(&q).await.unwrap();
     let want: Vec<EventId> = newest_first[12..22].iter().map(|e| e.id).collect();
@@ -731,16 +1243,28 @@ pub async fn bad_input(open: &impl Opener) {
     q.page.cursor = None;
     q.page.limit = 5;
     let c = store.events(&q).await.unwrap().next_cursor.unwrap();
-    let mut other = Query::new(EventFilter { labels: vec!["car".into()], ..Default::default() });
+    let mut other = Query::new(EventFilter {
+        labels: vec!["car".into()],
+        ..Default::default()
+    });
     other.page.cursor = Some(c.clone());
-    assert_eq!(store.events(&other).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        store.events(&other).await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
     let mut resorted = q.clone();
     resorted.sort = SortBy::Score;
     resorted.page.cursor = Some(c);
-    assert_eq!(store.events(&resorted).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        store.events(&resorted).await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
     for limit in [0, MAX_PAGE_LIMIT + 1] {
         q.page.limit = limit;
-        assert_eq!(store.events(&q).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            store.events(&q).await.unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
     }
     // Invalid records are refused before anything is written.
     let mut r = Rng(1);
@@ -748,12 +1272,31 @@ pub async fn bad_input(open: &impl Opener) {
     let mut e = sample_event(999, &mut rng);
     e.top_score = 1.5;
     let good = sample_event(998, &mut rng);
-    let b: Batch = [Mutation::PutEvent(Box::new(good.clone())), Mutation::PutEvent(Box::new(e))].into_iter().collect();
-    assert_eq!(store.apply(b).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
-    assert_eq!(store.event(good.id).await.unwrap(), None, "a refused batch writes nothing");
+    let b: Batch = [
+        Mutation::PutEvent(Box::new(good.clone())),
+        Mutation::PutEvent(Box::new(e)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        store.apply(b).await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        store.event(good.id).await.unwrap(),
+        None,
+        "a refused batch writes nothing"
+    );
     let mut e = good;
     e.label = "bad\u{1}label".into();
-    assert_eq!(store.apply(Mutation::PutEvent(Box::new(e)).into()).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        store
+            .apply(Mutation::PutEvent(Box::new(e)).into())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
 }
 
 /// Everything written is there after closing and opening again.
@@ -831,10 +1374,24 @@ pub async fn config_records(open: &impl Opener) {
     let dir = tmp();
     let store = open(dir.path()).unwrap();
     let now = Timestamp(T0);
-    let mut c = CameraConfig::new(cam("front"), Source::Synthetic { width: 640, height: 480, fps: 10 }, now);
+    let mut c = CameraConfig::new(
+        cam("front"),
+        Source::Synthetic {
+            width: 640,
+            height: 480,
+            fps: 10,
+        },
+        now,
+    );
     c.zones.push(Zone {
         name: "porch".into(),
-        polygon: Polygon { points: vec![Point { x: 0.1, y: 0.1 }, Point { x: 0.5, y: 0.1 }, Point { x: 0.3, y: 0.6 }] },
+        polygon: Polygon {
+            points: vec![
+                Point { x: 0.1, y: 0.1 },
+                Point { x: 0.5, y: 0.1 },
+                Point { x: 0.3, y: 0.6 },
+            ],
+        },
         kind: "entry_point".into(),
         enabled: true,
         color: "#ff0000".into(),
@@ -861,9 +1418,16 @@ pub async fn config_records(open: &impl Opener) {
         zones: vec![],
         min_score: 0.6,
         min_risk: None,
-        schedule: Some(Schedule { days: vec![0, 1, 2], start_minute: 22 * 60, end_minute: 6 * 60, timezone: "UTC".into() }),
+        schedule: Some(Schedule {
+            days: vec![0, 1, 2],
+            start_minute: 22 * 60,
+            end_minute: 6 * 60,
+            timezone: "UTC".into(),
+        }),
         cooldown_s: 60,
-        channels: vec![AlertChannel::Webhook { url: "http://127.0.0.1:9/hook".into() }],
+        channels: vec![AlertChannel::Webhook {
+            url: "http://127.0.0.1:9/hook".into(),
+        }],
         created_at: now,
         updated_at: now,
     };
@@ -871,7 +1435,10 @@ pub async fn config_records(open: &impl Opener) {
         id: TriggerId(9),
         name: "door".into(),
         sensor_type: "reed_switch".into(),
-        kind: TriggerKind::Mqtt { topic: "home/door".into(), on_payload: "open".into() },
+        kind: TriggerKind::Mqtt {
+            topic: "home/door".into(),
+            on_payload: "open".into(),
+        },
         cameras: vec![cam("front")],
         enabled: true,
         hold_s: 10,
@@ -892,14 +1459,26 @@ pub async fn config_records(open: &impl Opener) {
     let quiet = QuietHours {
         id: QuietHoursId(11),
         label: "Night".into(),
-        schedule: Schedule { days: vec![5, 6], start_minute: 0, end_minute: 480, timezone: "Europe/Paris".into() },
+        schedule: Schedule {
+            days: vec![5, 6],
+            start_minute: 0,
+            end_minute: 480,
+            timezone: "Europe/Paris".into(),
+        },
         enabled: true,
     };
     let prefs = NotificationPreferences {
-        cameras: vec![CameraNotification { camera: cam("front"), enabled: false, risk_threshold: 50 }],
+        cameras: vec![CameraNotification {
+            camera: cam("front"),
+            enabled: false,
+            risk_threshold: 50,
+        }],
         ..Default::default()
     };
-    assert_eq!(store.notification_preferences().await.unwrap(), NotificationPreferences::default());
+    assert_eq!(
+        store.notification_preferences().await.unwrap(),
+        NotificationPreferences::default()
+    );
     let b: Batch = [
         Mutation::PutCamera(Box::new(c.clone())),
         Mutation::PutAccount(Box::new(acct.clone())),
@@ -914,8 +1493,14 @@ pub async fn config_records(open: &impl Opener) {
     store.apply(b).await.unwrap();
     assert_eq!(store.camera(&cam("front")).await.unwrap(), Some(c.clone()));
     assert_eq!(store.cameras().await.unwrap(), vec![c]);
-    assert_eq!(store.account(AccountId(7)).await.unwrap(), Some(acct.clone()));
-    assert_eq!(store.account_by_username("alice").await.unwrap(), Some(acct));
+    assert_eq!(
+        store.account(AccountId(7)).await.unwrap(),
+        Some(acct.clone())
+    );
+    assert_eq!(
+        store.account_by_username("alice").await.unwrap(),
+        Some(acct)
+    );
     assert_eq!(store.account_by_username("bob").await.unwrap(), None);
     assert_eq!(store.alert_rules().await.unwrap(), vec![rule.clone()]);
     assert_eq!(store.alert_rule(AlertRuleId(8)).await.unwrap(), Some(rule));

@@ -2,7 +2,7 @@
 
 use vigil_core::*;
 
-use crate::table::{hour_of, enc_time, AggValue, Plan, Row};
+use crate::table::{enc_time, hour_of, AggValue, Plan, Row};
 
 fn b(v: bool) -> String {
     if v { "1" } else { "0" }.to_owned()
@@ -57,7 +57,11 @@ impl Row for Event {
         out.push((ev::RETAIN, b(self.retain)));
         out.push((ev::REVIEW, self.review.as_str().to_owned()));
         out.push((ev::ENDED, b(self.end_time.is_some())));
-        let text = [Some(&self.label), self.sub_label.as_ref(), self.notes.as_ref()];
+        let text = [
+            Some(&self.label),
+            self.sub_label.as_ref(),
+            self.notes.as_ref(),
+        ];
         for t in text.into_iter().flatten() {
             out.extend(words(t).map(|w| (ev::WORD, w)));
         }

@@ -269,7 +269,8 @@ impl Deltas {
                 *a += d;
             }
             if cur.iter().all(|c| *c == 0) {
-                db.delete(wtxn, &key).map_err(Error::lmdb("delete counter"))?;
+                db.delete(wtxn, &key)
+                    .map_err(Error::lmdb("delete counter"))?;
             } else {
                 db.put(wtxn, &key, &encode_agg(&cur))
                     .map_err(Error::lmdb("write counter"))?;
@@ -431,12 +432,16 @@ impl<R: Row> Table<R> {
         };
         for k in &old_keys {
             if new_keys.binary_search(k).is_err() {
-                self.idx.delete(wtxn, k).map_err(Error::lmdb("delete index"))?;
+                self.idx
+                    .delete(wtxn, k)
+                    .map_err(Error::lmdb("delete index"))?;
             }
         }
         for k in &new_keys {
             if old_keys.binary_search(k).is_err() {
-                self.idx.put(wtxn, k, &()).map_err(Error::lmdb("write index"))?;
+                self.idx
+                    .put(wtxn, k, &())
+                    .map_err(Error::lmdb("write index"))?;
             }
         }
         for (k, v) in Self::counters(row, &new_terms) {
@@ -455,12 +460,16 @@ impl<R: Row> Table<R> {
         };
         let t = Self::all_terms(&old);
         for k in Self::index_keys(&old, &t) {
-            self.idx.delete(wtxn, &k).map_err(Error::lmdb("delete index"))?;
+            self.idx
+                .delete(wtxn, &k)
+                .map_err(Error::lmdb("delete index"))?;
         }
         for (k, v) in Self::counters(&old, &t) {
             deltas.add(self.no, k, &v, -1);
         }
-        self.rows.delete(wtxn, &id).map_err(Error::lmdb("delete row"))?;
+        self.rows
+            .delete(wtxn, &id)
+            .map_err(Error::lmdb("delete row"))?;
         Ok(true)
     }
 
@@ -552,7 +561,9 @@ impl<R: Row> Table<R> {
             .map_err(Error::lmdb("scan"))?
             .and_then(|(k, _)| Pos::of_key(k));
         Ok(match (first, last) {
-            (Some((a, _)), Some((b, _))) => Some((dec_time(a.t.to_be_bytes()), dec_time(b.t.to_be_bytes()))),
+            (Some((a, _)), Some((b, _))) => {
+                Some((dec_time(a.t.to_be_bytes()), dec_time(b.t.to_be_bytes())))
+            }
             _ => None,
         })
     }
@@ -690,13 +701,31 @@ impl<R: Row> Table<R> {
         };
         let limit = page.limit as usize;
         let term_path = self.best_term_path(rtxn, plan)?;
-        let covered = plan.min_score.is_none()
-            && (0..plan.eqs.len()).all(|i| term_path.covers.contains(&i));
+        let covered =
+            plan.min_score.is_none() && (0..plan.eqs.len()).all(|i| term_path.covers.contains(&i));
 
         let (mut hits, has_more) = if sort == SortBy::Time {
-            self.walk(rtxn, plan, &term_path, order, after, page.offset, limit, covered)?
+            self.walk(
+                rtxn,
+                plan,
+                &term_path,
+                order,
+                after,
+                page.offset,
+                limit,
+                covered,
+            )?
         } else if term_path.cost <= IN_MEMORY_SORT_MAX {
-            self.sort_in_memory(rtxn, plan, &term_path, sort, order, after, page.offset, limit)?
+            self.sort_in_memory(
+                rtxn,
+                plan,
+                &term_path,
+                sort,
+                order,
+                after,
+                page.offset,
+                limit,
+            )?
         } else {
             let (tag, kind) = match sort {
                 SortBy::Score => (TAG_SCORE, KeyKind::Score),
@@ -918,8 +947,8 @@ impl<R: Row> Table<R> {
             }
         }
         match order {
-            Order::Asc => all.sort_by(|a, b| a.0.cmp(&b.0)),
-            Order::Desc => all.sort_by(|a, b| b.0.cmp(&a.0)),
+            Order::Asc => all.sort_by_key(|a| a.0),
+            Order::Desc => all.sort_by_key(|a| std::cmp::Reverse(a.0)),
         }
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
         let mut page: Vec<(Pos, R)> = all.drain(start..).collect();
@@ -971,8 +1000,8 @@ impl<'t> Merge<'t> {
         self.heads[i] = match self.iters[i].next() {
             Some(k) => {
                 let k = k.map_err(Error::lmdb("scan index"))?;
-                let (mut p, end) = Pos::of_key(k)
-                    .ok_or_else(|| Error::Invalid("short index key".to_owned()))?;
+                let (mut p, end) =
+                    Pos::of_key(k).ok_or_else(|| Error::Invalid("short index key".to_owned()))?;
                 let kl = self.kind.len();
                 if kl > 0 && end >= kl {
                     let mut b = [0u8; 8];
@@ -1112,7 +1141,10 @@ mod tests {
     fn cursor_round_trip_and_rejects() {
         let p = Pos { k: 3, t: 4, id: 5 };
         let c = encode_cursor(p, SortBy::Score, Order::Desc, 99);
-        assert_eq!(decode_cursor(&c, SortBy::Score, Order::Desc, 99).unwrap(), p);
+        assert_eq!(
+            decode_cursor(&c, SortBy::Score, Order::Desc, 99).unwrap(),
+            p
+        );
         assert!(decode_cursor(&c, SortBy::Time, Order::Desc, 99).is_err());
         assert!(decode_cursor(&c, SortBy::Score, Order::Asc, 99).is_err());
         assert!(decode_cursor(&c, SortBy::Score, Order::Desc, 98).is_err());

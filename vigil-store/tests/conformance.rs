@@ -60,7 +60,8 @@ fn unknown_schema_version_is_refused() {
         let mut w = env.write_txn().unwrap();
         let meta: heed::Database<heed::types::Str, heed::types::Bytes> =
             env.create_database(&mut w, Some("meta")).unwrap();
-        meta.put(&mut w, "schema_version", &99u32.to_be_bytes()).unwrap();
+        meta.put(&mut w, "schema_version", &99u32.to_be_bytes())
+            .unwrap();
         w.commit().unwrap();
         env.prepare_for_closing().wait();
     }

@@ -64,7 +64,13 @@ async fn sigkill_during_writes_loses_nothing_committed() {
     let mut last_acked = 0u64;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -89,14 +95,21 @@ async fn sigkill_during_writes_loses_nothing_committed() {
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let acked = reader.join().unwrap().unwrap_or(last_acked);
-        assert!(acked >= last_acked, "round {round}: acknowledged batches went backwards");
+        assert!(
+            acked >= last_acked,
+            "round {round}: acknowledged batches went backwards"
+        );
         last_acked = acked;
 
         let store: Arc<dyn Store> =
             Arc::new(LmdbStore::open(dir.path(), StoreOptions::default()).unwrap());
         let counts = store.event_counts().await.unwrap();
         let present = counts.total / PER_BATCH;
-        assert_eq!(counts.total % PER_BATCH, 0, "round {round}: half a batch is visible");
+        assert_eq!(
+            counts.total % PER_BATCH,
+            0,
+            "round {round}: half a batch is visible"
+        );
         assert!(
             present == acked || present == acked + 1,
             "round {round}: {present} batches on disk, {acked} acknowledged"

@@ -1,1 +1,89 @@
-fn main(){}
+//! `vigil`: the Vigil command-line tool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vigil_core::Store;
+use vigil_store::{LmdbStore, StoreOptions};
+
+/// Script and inspect a Vigil installation.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Opens the store offline and reports what it holds (schema, counts, cameras).
+    Check {
+        /// Data directory of the vigild installation.
+        #[arg(long, env = "VIGIL_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Check { data_dir } => check(data_dir),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(data_dir: PathBuf) -> anyhow::Result<()> {
+    let dir = vigil_cli::store_dir(&data_dir);
+    if !dir.join("data.mdb").exists() {
+        anyhow::bail!(
+            "no store in {} (expected {})",
+            data_dir.display(),
+            dir.join("data.mdb").display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().build()?;
+    rt.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(
+            LmdbStore::open(&dir, StoreOptions::default())
+                .with_context(|| format!("opening the store in {}", dir.display()))?,
+        );
+        let cams = store.cameras().await?;
+        let ev = store.event_counts().await?;
+        let rec = store.recording_stats(0).await?;
+        println!(
+            "store: {} (schema {})",
+            dir.display(),
+            vigil_store::SCHEMA_VERSION
+        );
+        println!(
+            "cameras: {}",
+            cams.iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!("events: {}", ev.total);
+        println!(
+            "recordings: {} ({} bytes)",
+            rec.total.count, rec.total.size_bytes
+        );
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
