@@ -2,7 +2,7 @@
 //!
 //! This first cut serves the operational endpoints and the event list over any
 //! [`Store`]; the full API of the five documents grows here route by route
-//! (see `docs/api-mapping.md`).
+//! (see `docs/status.md`).
 //!
 //! # Layout
 //! - [`serve`]: accepts connections until the shutdown future resolves, then drains them.

@@ -1,4 +1,4 @@
-//! Vigil's [`Store`](vigil_core::Store) on LMDB, through heed.
+//! Vigil's [`Store`] on LMDB, through heed.
 //!
 //! Everything Vigil knows (cameras, events, detections, recordings, snapshots, timelapse frames,
 //! triggers, accounts, keys, alert rules, audit and log entries) lives in one LMDB environment in
@@ -10,7 +10,7 @@
 //!   implements the `Store` trait.
 //! - `table`: the indexed-table engine (rows, secondary indexes, counters, the query planner).
 //! - `rows`: what each record kind indexes and counts.
-//! - [`conformance`] (feature `conformance`): the test suite every `Store` must pass.
+//! - `conformance` (feature `conformance`): the test suite every `Store` must pass.
 //!
 //! Design notes: `docs/design/storage.md` in the repository.
 //!
