@@ -79,12 +79,15 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-type Body = Full<Bytes>;
+/// The body of every response.
+pub type Body = Full<Bytes>;
 
-async fn handle(state: AppState, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// Answers one request. [`serve`] calls it for each request it reads; embedders, tests and the
+/// fuzz targets may call it directly.
+pub async fn respond<B>(state: &AppState, req: Request<B>) -> Response<Body> {
     let route = Route::decode(req.method(), req.uri().path());
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let resp = match handlers::dispatch(&state, route, &query).await {
+    let query = req.uri().query().unwrap_or("");
+    match handlers::dispatch(state, route, query).await {
         Ok(r) => r,
         Err(e) => {
             let status = status_of(e.kind());
@@ -93,8 +96,11 @@ async fn handle(state: AppState, req: Request<Incoming>) -> Result<Response<Body
             }
             handlers::json(status, &serde_json::json!({ "detail": e.message() }))
         }
-    };
-    Ok(resp)
+    }
+}
+
+async fn handle(state: AppState, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    Ok(respond(&state, req).await)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then waits up to 10 s for open

@@ -67,16 +67,7 @@ async fn serves_health_version_and_events() {
     let (st, _) = srv.get("/ready").await;
     assert_eq!(st, 200);
 
-    let mut r = 5u64;
-    let mut rng = |m: u64| {
-        r ^= r << 13;
-        r ^= r >> 7;
-        r ^= r << 17;
-        r % m
-    };
-    let events: Vec<_> = (0..40)
-        .map(|i| vigil_store::conformance::sample_event(i, &mut rng))
-        .collect();
+    let events = vigil_store::conformance::sample_events(40, 5);
     let b: Batch = events
         .iter()
         .map(|e| Mutation::PutEvent(Box::new(e.clone())))

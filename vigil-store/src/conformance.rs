@@ -36,6 +36,9 @@ pub trait Opener: Fn(&Path) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>
 impl<F: Fn(&Path) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> + Sync> Opener for F {}
 
 const T0: i64 = 1_766_491_200_000_000; // 2025-12-23T12:00:00Z
+/// Time between sample events: 500 of them span four days, so day-partitioned indexes and
+/// per-day summaries see several days.
+const EVENT_STEP_US: i64 = 700_000_000;
 const CAMS: [&str; 3] = ["front", "back", "garage"];
 const LABELS: [&str; 4] = ["person", "car", "dog", "cat"];
 const ZONES: [&str; 3] = ["porch", "driveway", "yard"];
@@ -76,8 +79,17 @@ fn cam(s: &str) -> CameraId {
 }
 
 /// The `i`th event of the standard data set.
+/// `n` sample events (ids `1000..1000 + n`) from a deterministic generator seeded with `seed`
+/// (non-zero): the same call gives the same events in every run.
+pub fn sample_events(n: u64, seed: u64) -> Vec<Event> {
+    let mut r = Rng(seed.max(1));
+    let mut rng = |m: u64| r.below(m);
+    (0..n).map(|i| sample_event(i, &mut rng)).collect()
+}
+
+/// Sample event number `i`, drawing its fields from `rng` (`rng(m)` is below `m`).
 pub fn sample_event(i: u64, rng: &mut impl FnMut(u64) -> u64) -> Event {
-    let start = T0 + (i as i64) * 7_000_000 + rng(1_000_000) as i64;
+    let start = T0 + (i as i64) * EVENT_STEP_US + rng(1_000_000) as i64;
     let nz = rng(3) as usize;
     let mut zones: Vec<String> = Vec::new();
     for _ in 0..nz {
@@ -228,9 +240,7 @@ fn ordered<T: Clone, K: Ord>(items: &[T], key: impl Fn(&T) -> K, order: Order) -
 }
 
 async fn seed_events(store: &Arc<dyn Store>, n: u64) -> Vec<Event> {
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut rng = |m: u64| r.below(m);
-    let events: Vec<Event> = (0..n).map(|i| sample_event(i, &mut rng)).collect();
+    let events = sample_events(n, 0x9e37_79b9_7f4a_7c15);
     for chunk in events.chunks(100) {
         let b: Batch = chunk
             .iter()
@@ -242,7 +252,8 @@ async fn seed_events(store: &Arc<dyn Store>, n: u64) -> Vec<Event> {
 }
 
 fn event_filters() -> Vec<(&'static str, EventFilter)> {
-    let t = |s: i64| Some(Timestamp(T0 + s * 1_000_000));
+    // `t(7)` is one event step after T0.
+    let t = |s: i64| Some(Timestamp(T0 + s * EVENT_STEP_US / 7));
     let f = EventFilter::default;
     vec![
         ("all", f()),

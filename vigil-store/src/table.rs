@@ -6,7 +6,9 @@
 //! - `idx`: secondary index keys → nothing. Every key ends in `time(8) ‖ id(8)` so that a range
 //!   scan inside one prefix walks in time order:
 //!   - `[TAG_TIME] t id` — every row;
-//!   - `[TAG_SCORE] score(4) t id`, `[TAG_DURATION] duration(8) t id` — sort orders;
+//!   - `[TAG_SCORE] part(4) score(4) t id`, `[TAG_DURATION] part(4) duration(8) t id` — sort
+//!     orders, partitioned by the row's time (6-hour slices) so that rows arriving in time
+//!     order are written into one small, hot part of the index, not all over it;
 //!   - `[dim] value 0x00 t id` — one per *term* of the row (camera, label, zone, word...).
 //! - `agg`: counters → four i64s: `[0x00]` (row count), `[0x00] dim value` (rows per term, used
 //!   by the planner and by count aggregates) and table-specific buckets (`0x80..`).
@@ -19,8 +21,7 @@
 //! term dimension, or a composite of two), the one whose counters say it touches the fewest rows;
 //! the remaining predicates are checked on the rows read. See `docs/design/storage.md`.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::marker::PhantomData;
 use std::ops::Bound;
 
@@ -40,9 +41,10 @@ const AGG_COUNT: u8 = 0x00;
 pub(crate) const AGG_WIDTH: usize = 4;
 /// Separates the parts of a composite term value; term values never contain it (or 0x00).
 const COMPOSITE_SEP: char = '\u{1}';
-/// With score/duration sorts, filters matching at most this many rows are sorted in memory
-/// instead of walking the global sort index.
-const IN_MEMORY_SORT_MAX: u64 = 20_000;
+/// Width of one partition of the score and duration indexes. Narrower partitions make bulk
+/// inserts touch fewer pages; wider ones make an all-time score sort merge fewer scans (a year
+/// is 1,460 of them). docs/benchmarks.md has both sides measured.
+const SORT_PARTITION_US: i64 = 6 * 3_600_000_000;
 
 pub(crate) type Rows = Database<U64<BE>, Bytes>;
 pub(crate) type Idx = Database<Bytes, Unit>;
@@ -155,6 +157,14 @@ fn check_term(v: &str) -> Result<()> {
     Ok(())
 }
 
+/// The sort-index partition (6-hour slice) of a row time, encoded to sort in time order.
+fn enc_partition(t: i64) -> [u8; 4] {
+    let n = t.div_euclid(SORT_PARTITION_US);
+    // Partitions of i64 microseconds fit in i32.
+    let n = i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX });
+    ((n as u32) ^ 0x8000_0000).to_be_bytes()
+}
+
 pub(crate) fn enc_time(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
 }
@@ -229,6 +239,8 @@ pub(crate) struct Table<R> {
     pub(crate) agg: Agg,
     /// The table's number, which keys its counter changes in [`Deltas`].
     no: u8,
+    /// Score/duration sorts of at most this many candidate rows are done in memory.
+    in_memory_sort_max: u64,
     _row: PhantomData<fn() -> R>,
 }
 
@@ -325,7 +337,12 @@ fn count_key(dim: u8, value: &str) -> Vec<u8> {
 }
 
 impl<R: Row> Table<R> {
-    pub(crate) fn create(env: &heed::Env, wtxn: &mut RwTxn, no: u8) -> Result<Self> {
+    pub(crate) fn create(
+        env: &heed::Env,
+        wtxn: &mut RwTxn,
+        no: u8,
+        in_memory_sort_max: u64,
+    ) -> Result<Self> {
         let name = |s: &str| format!("{}.{s}", R::NAME);
         Ok(Table {
             rows: env
@@ -338,6 +355,7 @@ impl<R: Row> Table<R> {
                 .create_database(wtxn, Some(&name("agg")))
                 .map_err(Error::lmdb("create database"))?,
             no,
+            in_memory_sort_max,
             _row: PhantomData,
         })
     }
@@ -372,12 +390,14 @@ impl<R: Row> Table<R> {
         keys.push(k);
         if let Some(s) = row.score() {
             let mut k = vec![TAG_SCORE];
+            k.extend_from_slice(&enc_partition(row.time_us()));
             k.extend_from_slice(&enc_score(s).to_be_bytes());
             k.extend_from_slice(&tail);
             keys.push(k);
         }
         if let Some(d) = row.duration_us() {
             let mut k = vec![TAG_DURATION];
+            k.extend_from_slice(&enc_partition(row.time_us()));
             k.extend_from_slice(&(d.max(0) as u64).to_be_bytes());
             k.extend_from_slice(&tail);
             keys.push(k);
@@ -715,7 +735,7 @@ impl<R: Row> Table<R> {
                 limit,
                 covered,
             )?
-        } else if term_path.cost <= IN_MEMORY_SORT_MAX {
+        } else if term_path.cost <= self.in_memory_sort_max {
             self.sort_in_memory(
                 rtxn,
                 plan,
@@ -727,16 +747,7 @@ impl<R: Row> Table<R> {
                 limit,
             )?
         } else {
-            let (tag, kind) = match sort {
-                SortBy::Score => (TAG_SCORE, KeyKind::Score),
-                _ => (TAG_DURATION, KeyKind::Duration),
-            };
-            let path = Path {
-                prefixes: vec![vec![tag]],
-                kind,
-                cost: 0,
-                covers: Vec::new(),
-            };
+            let path = self.sort_path(rtxn, plan, sort)?;
             self.walk(rtxn, plan, &path, order, after, page.offset, limit, false)?
         };
         let next_cursor = if has_more {
@@ -754,6 +765,39 @@ impl<R: Row> Table<R> {
             next_cursor,
             has_more,
             total,
+        })
+    }
+
+    /// The partitions of the score or duration index that can hold rows in the plan's time range.
+    fn sort_path(&self, rtxn: &RoTxn, plan: &Plan, sort: SortBy) -> Result<Path> {
+        let (tag, kind) = match sort {
+            SortBy::Score => (TAG_SCORE, KeyKind::Score),
+            _ => (TAG_DURATION, KeyKind::Duration),
+        };
+        let mut prefixes = Vec::new();
+        if let Some((first, last)) = self.time_bounds(rtxn, None)? {
+            let lo = plan.time.after.map_or(first, |a| a.0.max(first));
+            // `before` is exclusive; a row at `last` must still be reachable.
+            let hi = plan
+                .time
+                .before
+                .map_or(last, |b| b.0.saturating_sub(1).min(last));
+            if lo <= hi {
+                let mut part = lo.div_euclid(SORT_PARTITION_US);
+                let end = hi.div_euclid(SORT_PARTITION_US);
+                while part <= end {
+                    let mut p = vec![tag];
+                    p.extend_from_slice(&enc_partition(part.saturating_mul(SORT_PARTITION_US)));
+                    prefixes.push(p);
+                    part += 1;
+                }
+            }
+        }
+        Ok(Path {
+            prefixes,
+            kind,
+            cost: 0,
+            covers: Vec::new(),
         })
     }
 
@@ -974,18 +1018,31 @@ fn bound_gt(b: &Bound<Vec<u8>>, c: &[u8]) -> bool {
 
 type KeyIter<'t> = Box<dyn Iterator<Item = heed::Result<&'t [u8]>> + 't>;
 
-/// A k-way merge of index range scans, in `order`.
+/// A k-way merge of index range scans, in `order`. A heap keeps it cheap with many scans (one
+/// per partition of a sort index, for instance).
 struct Merge<'t> {
     iters: Vec<KeyIter<'t>>,
-    heads: Vec<Option<Pos>>,
+    /// Heads of the scans, keyed so that the heap's maximum is the next position in `order`.
+    heap: BinaryHeap<(Pos, usize)>,
     kind: KeyKind,
     order: Order,
+}
+
+impl Pos {
+    /// The same position with its order reversed, so a max-heap yields ascending positions.
+    fn flipped(self) -> Pos {
+        Pos {
+            k: !self.k,
+            t: !self.t,
+            id: !self.id,
+        }
+    }
 }
 
 impl<'t> Merge<'t> {
     fn new(iters: Vec<KeyIter<'t>>, kind: KeyKind, order: Order) -> Result<Self> {
         let mut m = Merge {
-            heads: vec![None; iters.len()],
+            heap: BinaryHeap::with_capacity(iters.len()),
             iters,
             kind,
             order,
@@ -996,48 +1053,37 @@ impl<'t> Merge<'t> {
         Ok(m)
     }
 
+    /// Reads the next key of scan `i` onto the heap.
     fn advance(&mut self, i: usize) -> Result<()> {
-        self.heads[i] = match self.iters[i].next() {
-            Some(k) => {
-                let k = k.map_err(Error::lmdb("scan index"))?;
-                let (mut p, end) =
-                    Pos::of_key(k).ok_or_else(|| Error::Invalid("short index key".to_owned()))?;
-                let kl = self.kind.len();
-                if kl > 0 && end >= kl {
-                    let mut b = [0u8; 8];
-                    b[8 - kl..].copy_from_slice(&k[end - kl..end]);
-                    p.k = u64::from_be_bytes(b);
-                }
-                Some(p)
-            }
-            None => None,
+        let Some(k) = self.iters[i].next() else {
+            return Ok(());
         };
+        let k = k.map_err(Error::lmdb("scan index"))?;
+        let (mut p, end) =
+            Pos::of_key(k).ok_or_else(|| Error::Invalid("short index key".to_owned()))?;
+        let kl = self.kind.len();
+        if kl > 0 && end >= kl {
+            let mut b = [0u8; 8];
+            b[8 - kl..].copy_from_slice(&k[end - kl..end]);
+            p.k = u64::from_be_bytes(b);
+        }
+        let keyed = match self.order {
+            Order::Asc => p.flipped(),
+            Order::Desc => p,
+        };
+        self.heap.push((keyed, i));
         Ok(())
     }
 
     fn next_pos(&mut self) -> Result<Option<Pos>> {
-        let mut best: Option<(usize, Pos)> = None;
-        for (i, h) in self.heads.iter().enumerate() {
-            if let Some(p) = h {
-                let better = match best {
-                    None => true,
-                    Some((_, b)) => match self.order {
-                        Order::Asc => p.cmp(&b) == Ordering::Less,
-                        Order::Desc => p.cmp(&b) == Ordering::Greater,
-                    },
-                };
-                if better {
-                    best = Some((i, *p));
-                }
-            }
-        }
-        match best {
-            Some((i, p)) => {
-                self.advance(i)?;
-                Ok(Some(p))
-            }
-            None => Ok(None),
-        }
+        let Some((keyed, i)) = self.heap.pop() else {
+            return Ok(None);
+        };
+        self.advance(i)?;
+        Ok(Some(match self.order {
+            Order::Asc => keyed.flipped(),
+            Order::Desc => keyed,
+        }))
     }
 }
 

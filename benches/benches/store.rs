@@ -2,9 +2,10 @@
 //! label + time range, newest first) and the events summary, on the LMDB store and, in the same
 //! run, on SQLite (rusqlite, bundled) with the indexes a careful user would make.
 //!
-//! `cargo bench -p vigil-store --bench store`. `VIGIL_BENCH_EVENTS` changes the row count.
+//! `cargo bench -p vigil-benches --bench store`. `VIGIL_BENCH_EVENTS` changes the row count.
 //! Besides criterion's figures it prints bulk-load rates and page latency percentiles
 //! (median, p99) measured over 20,000 queries, which is what docs/benchmarks.md records.
+//! `VIGIL_BENCH_LOAD_ONLY=1` stops after the bulk loads.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -112,7 +113,7 @@ fn sqlite_open(path: &std::path::Path) -> Connection {
          CREATE INDEX event_start ON event(start_time);
          CREATE INDEX event_camera_label_start ON event(camera, label, start_time);
          CREATE INDEX event_label_start ON event(label, start_time);
-         CREATE INDEX event_score ON event(top_score);",
+         CREATE INDEX event_score ON event(top_score, start_time);",
     )
     .expect("schema");
     c
@@ -249,6 +250,10 @@ fn bench(c: &mut Criterion) {
         sqlite_load.as_secs_f64()
     );
 
+    if std::env::var_os("VIGIL_BENCH_LOAD_ONLY").is_some() {
+        return;
+    }
+
     // --- Page latency percentiles over many different queries.
     let runs = 20_000;
     let mut lm = Vec::with_capacity(runs);
@@ -294,6 +299,32 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             k += 1;
             black_box(sqlite_page(&sql, k))
+        })
+    });
+    // The worst case of the partitioned score index: no filter, so every 6-hour slice of the
+    // 30 days is merged.
+    g.bench_function("lmdb/page50_by_score_all", |b| {
+        b.iter(|| {
+            let mut q = Query::new(EventFilter::default());
+            q.sort = SortBy::Score;
+            q.order = Order::Desc;
+            q.page.limit = 50;
+            black_box(rt.block_on(store.events(&q)).expect("query"))
+        })
+    });
+    g.bench_function("sqlite/page50_by_score_all", |b| {
+        b.iter(|| {
+            let mut st = sql
+                .prepare_cached(
+                    "SELECT id, camera, label, zones, start_time, end_time, top_score, data
+                     FROM event ORDER BY top_score DESC, start_time DESC, id DESC LIMIT 50",
+                )
+                .expect("prepare");
+            let n = st
+                .query_map([], |r| r.get::<_, i64>(0))
+                .expect("query")
+                .count();
+            black_box(n)
         })
     });
     let utc = jiff::tz::TimeZone::UTC;

@@ -1,0 +1,46 @@
+//! Any request line against a real store: the API answers every one without panicking, and a
+//! bad request is a 4xx with `{"detail": ...}`, never a 5xx.
+#![no_main]
+
+use http_body_util::BodyExt;
+use hyper::{Method, Request};
+use libfuzzer_sys::fuzz_target;
+use vigil_http::{respond, AppState};
+
+const METHODS: [Method; 5] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(target) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let Ok(uri) = format!("/{target}").parse::<hyper::Uri>() else {
+        return;
+    };
+    let req = Request::builder()
+        .method(METHODS[usize::from(m) % METHODS.len()].clone())
+        .uri(uri)
+        .body(())
+        .expect("request");
+    let w = vigil_fuzz::world();
+    let state = AppState::new(w.store.clone());
+    let resp = w.rt.block_on(respond(&state, req));
+    let status = resp.status();
+    assert!(!status.is_server_error(), "{target:?} -> {status}");
+    if status.is_client_error() {
+        let body =
+            w.rt.block_on(resp.into_body().collect())
+                .expect("body")
+                .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json error body");
+        assert!(v["detail"].is_string(), "{target:?} -> {v}");
+    }
+});
