@@ -15,6 +15,8 @@
 //! - [`query`]: filters, sort orders, pages and aggregates the [`Store`] answers.
 //! - [`store`]: the [`Store`] trait and its write [`Batch`]es.
 //! - [`media`]: the [`Camera`], [`Detector`] and [`Tracker`] traits and the frames they pass.
+//! - [`h264`]: NAL units, parameter sets and the `avcC` record.
+//! - [`mp4`]: fragmented segments written as frames arrive, reading, crash salvage, clips.
 //!
 //! # Example
 //!
@@ -69,11 +71,15 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod error;
+pub mod h264;
 pub mod id;
 pub mod media;
 pub mod model;
+pub mod mp4;
 pub mod query;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};

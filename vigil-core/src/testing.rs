@@ -1,0 +1,255 @@
+//! Test support shared by Vigil's crates (feature `test-util`): media made with ffmpeg, checks
+//! with ffprobe, and a real RTSP server (GStreamer's, through Python's GObject bindings), all
+//! bound to 127.0.0.1 and stopped when dropped.
+//!
+//! These tools come from Debian packages that the project's test command installs when they are
+//! missing; a helper that cannot find one panics with a message saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tool(name: &str) -> Command {
+    let c = Command::new(name);
+    if which(name).is_none() {
+        panic!("{name} is not installed: `bash .ci/run` installs it (Debian package ffmpeg / GStreamer)");
+    }
+    c
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Encodes `seconds` of ffmpeg's `testsrc2` pattern at `width`x`height`, `fps`, to an Annex B
+/// H.264 file with no B-frames and a key frame every `gop` frames.
+pub fn make_h264(dir: &Path, width: u32, height: u32, fps: u32, seconds: u32, gop: u32) -> PathBuf {
+    let out = dir.join(format!("test-{width}x{height}-{fps}-{seconds}-{gop}.h264"));
+    let st = tool("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+            "-g",
+        ])
+        .arg(gop.to_string())
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg failed to make test media");
+    out
+}
+
+/// Remuxes an H.264 file into a regular (progressive) MP4 with ffmpeg.
+pub fn make_mp4(h264: &Path, fps: u32) -> PathBuf {
+    let out = h264.with_extension("mp4");
+    let st = tool("ffmpeg")
+        .args(["-v", "error", "-y", "-r", &fps.to_string(), "-i"])
+        .arg(h264)
+        .args(["-c", "copy"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg failed to remux");
+    out
+}
+
+/// What ffprobe says about a video file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// `h264`, `hevc`...
+    pub codec: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Video packets counted by reading the whole file.
+    pub frames: u64,
+    /// Container duration in seconds.
+    pub duration: f64,
+}
+
+/// Runs ffprobe on `path`, reading every packet; panics with ffprobe's output if the file is
+/// not a valid video.
+pub fn ffprobe(path: &Path) -> Probe {
+    let out = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_packets",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_packets:format=duration",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "ffprobe {}: {err}",
+        path.display()
+    );
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("ffprobe gave no {k} for {}: {text}", path.display()))
+            .to_owned()
+    };
+    Probe {
+        codec: get("codec_name"),
+        width: get("width").parse().unwrap(),
+        height: get("height").parse().unwrap(),
+        frames: get("nb_read_packets").parse().unwrap(),
+        duration: get("duration").parse().unwrap(),
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GStreamer's RTSP server on 127.0.0.1, serving live H.264 test patterns. Stopped on drop.
+pub struct RtspServer {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    script: PathBuf,
+    width: u32,
+    height: u32,
+    credentials: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+const RTSP_SERVER_PY: &str = r#"
+import signal, sys
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtspServer, GLib
+
+port, width, height, user, password = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+Gst.init(None)
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(port)
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(
+    "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=%d,height=%d,framerate=30/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=2000 "
+    "! rtph264pay name=pay0 pt=96 config-interval=1 )" % (width, height))
+factory.set_shared(True)
+if user:
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    perms = GstRtspServer.RTSPPermissions()
+    perms.add_role("user")
+    perms.add_permission_for_role("user", "media.factory.access", True)
+    perms.add_permission_for_role("user", "media.factory.construct", True)
+    factory.set_permissions(perms)
+server.get_mount_points().add_factory("/live", factory)
+server.attach(None)
+loop = GLib.MainLoop()
+GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
+print("ready", flush=True)
+loop.run()
+"#;
+
+impl RtspServer {
+    /// Starts a server with one mount, `/live`, at `width`x`height`, 30 fps, a key frame every
+    /// second; with `credentials`, it demands them (basic auth).
+    pub fn start(width: u32, height: u32, credentials: Option<(&str, &str)>) -> RtspServer {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("rtsp_server.py");
+        std::fs::write(&script, RTSP_SERVER_PY).unwrap();
+        let mut s = RtspServer {
+            child: None,
+            port: free_port(),
+            script,
+            width,
+            height,
+            credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            _dir: dir,
+        };
+        s.resume();
+        s
+    }
+
+    /// The URL of the live mount, without credentials.
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/live", self.port)
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port; returns once it accepts connections.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let (u, p) = self.credentials.clone().unwrap_or_default();
+        // Debian's python has the gi module; a python earlier on PATH may not.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let child = Command::new(python)
+            .arg(&self.script)
+            .args([
+                self.port.to_string(),
+                self.width.to_string(),
+                self.height.to_string(),
+                u,
+                p,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("RTSP server exited: {st}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "RTSP server did not start in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
