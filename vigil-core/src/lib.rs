@@ -15,7 +15,10 @@
 //! - [`query`]: filters, sort orders, pages and aggregates the [`Store`] answers.
 //! - [`store`]: the [`Store`] trait and its write [`Batch`]es.
 //! - [`media`]: the [`Camera`], [`Detector`] and [`Tracker`] traits and the frames they pass.
+//! - [`camera`]: built-in cameras (RTSP, file).
 //! - [`h264`]: NAL units, parameter sets and the `avcC` record.
+//! - [`pipeline`]: per-camera supervision (reconnects, stall watchdog, counters) and the
+//!   crash-safe recorder.
 //! - [`mp4`]: fragmented segments written as frames arrive, reading, crash salvage, clips.
 //!
 //! # Example
@@ -70,12 +73,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod camera;
 pub mod error;
 pub mod h264;
 pub mod id;
 pub mod media;
 pub mod model;
 pub mod mp4;
+pub mod pipeline;
 pub mod query;
 pub mod store;
 #[cfg(feature = "test-util")]

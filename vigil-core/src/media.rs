@@ -62,8 +62,9 @@ pub struct VideoFrame {
 /// A connected stream of encoded frames.
 #[async_trait]
 pub trait VideoStream: Send {
-    /// The stream's current parameters.
-    fn params(&self) -> Arc<VideoParams>;
+    /// The stream's current parameters, once known (an RTSP camera may only send them in
+    /// band, with its first key frame).
+    fn params(&self) -> Option<Arc<VideoParams>>;
     /// The next frame; `Ok(None)` when the source ended (the server closed the stream).
     async fn next(&mut self) -> Result<Option<VideoFrame>>;
 }

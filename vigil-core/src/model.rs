@@ -122,6 +122,10 @@ pub enum Source {
     File {
         /// Path of the file.
         path: String,
+        /// Frame rate of an Annex B file, which carries no timing (default 30); MP4 files
+        /// have their own.
+        #[serde(default)]
+        fps: Option<u32>,
     },
     /// A generated moving scene encoded in process: the built-in demo camera.
     Synthetic {

@@ -8,7 +8,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::pipeline::{
+    supervise, Recorder, RecorderInput, RecorderOptions, SharedCounters, StreamCounters,
+    SupervisorOptions,
+};
+use crate::{
+    Camera, CameraId, Clocks, IdGenerator, Order, Query, RealClocks, RecordSettings, Recording,
+    RecordingFilter, Store, StreamRole,
+};
 
 fn tool(name: &str) -> Command {
     let c = Command::new(name);
@@ -252,4 +262,167 @@ impl Drop for RtspServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+impl RtspServer {
+    /// Freezes the server process (SIGSTOP): its sockets stay open but nothing is sent, as a
+    /// hung camera does.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+/// A camera being recorded: its supervisor task and recorder thread.
+pub struct Running {
+    /// The record stream's counters.
+    pub counters: SharedCounters,
+    clocks: Arc<dyn Clocks>,
+    stop: tokio::sync::watch::Sender<bool>,
+    sup: tokio::task::JoinHandle<()>,
+    rec: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts recording `camera` into `data` (segments of `segment`) and `store`.
+    pub async fn start(
+        camera: Arc<dyn Camera>,
+        data: &Path,
+        store: Arc<dyn Store>,
+        sup_opts: SupervisorOptions,
+        segment: Duration,
+    ) -> Running {
+        let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+        let mut opts = RecorderOptions::new(data);
+        opts.segment_duration = segment;
+        opts.fragment_duration = Duration::from_millis(500);
+        let ids = Arc::new(IdGenerator::new(store.max_id().await.unwrap()));
+        let id: CameraId = camera.id().clone();
+        let rec = Recorder::new(id, RecordSettings::default(), opts, store, ids).unwrap();
+        let (tx, rec) = rec.spawn(256).unwrap();
+        let counters = Arc::new(Mutex::new(StreamCounters::default()));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let sup = tokio::spawn(supervise::<RecorderInput>(
+            camera,
+            StreamRole::Record,
+            sup_opts,
+            clocks.clone(),
+            counters.clone(),
+            tx,
+            stop_rx,
+        ));
+        Running {
+            counters,
+            clocks,
+            stop,
+            sup,
+            rec,
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> crate::pipeline::StreamStats {
+        let now = self.clocks.monotonic_us();
+        self.counters.lock().unwrap().snapshot(now)
+    }
+
+    /// Waits up to `limit` for `cond` on the stats; returns whether it came true.
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        cond: impl Fn(&crate::pipeline::StreamStats) -> bool,
+    ) -> bool {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if cond(&self.stats()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cond(&self.stats())
+    }
+
+    /// Stops the camera and closes the open segment.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.sup.await.unwrap();
+        let rec = self.rec;
+        tokio::task::spawn_blocking(move || rec.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+/// Every recording in the store, oldest first.
+pub async fn all_recordings(store: &dyn Store) -> Vec<Recording> {
+    let mut q = Query::new(RecordingFilter::default());
+    q.order = Order::Asc;
+    q.page.limit = 1000;
+    store.recordings(&q).await.unwrap().items
+}
+
+/// Checks that every listed recording exists and plays with its frame count and duration, and
+/// that no other file is left under `recordings/` (nothing in `.open` or `.trash`, no orphan).
+pub fn check_recordings_consistent(data: &Path, recs: &[Recording]) {
+    let mut listed: Vec<PathBuf> = Vec::new();
+    for r in recs {
+        let path = data.join(&r.path);
+        assert!(path.is_file(), "listed but missing: {}", r.path);
+        let p = ffprobe(&path);
+        assert_eq!(p.frames, u64::from(r.frames), "{}", r.path);
+        let secs = r.duration_us() as f64 / 1e6;
+        assert!(
+            (p.duration - secs).abs() < 0.05,
+            "{}: {p:?} vs {secs}",
+            r.path
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), r.size_bytes);
+        listed.push(path);
+    }
+    let mut on_disk = Vec::new();
+    walk(&data.join("recordings"), &mut on_disk);
+    on_disk.sort();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "files on disk and recordings listed differ"
+    );
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f[11].parse().unwrap();
+    let stime: f64 = f[12].parse().unwrap();
+    (utime + stime) / 100.0
 }

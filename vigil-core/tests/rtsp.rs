@@ -1,0 +1,259 @@
+//! RTSP cameras against a real GStreamer RTSP server on 127.0.0.1: recording, reconnection,
+//! stalls, and every way of failing to connect, each a clear error state without a busy loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigil_core::camera::RtspCamera;
+use vigil_core::pipeline::{Backoff, SupervisorOptions};
+use vigil_core::testing::{
+    all_recordings, check_recordings_consistent, free_port, process_cpu_seconds, RtspServer,
+    Running,
+};
+use vigil_core::*;
+use vigil_store::LmdbStore;
+
+fn camera(url: &str, creds: Option<(&str, &str)>) -> Arc<dyn Camera> {
+    let src = Source::Rtsp {
+        url: url.to_owned(),
+        transport: RtspTransport::Tcp,
+        username: creds.map(|c| c.0.to_owned()),
+        password: creds.map(|c| c.1.to_owned()),
+    };
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    Arc::new(RtspCamera::new(CameraId::new("gate").unwrap(), &src, None, clocks).unwrap())
+}
+
+fn quick_opts() -> SupervisorOptions {
+    SupervisorOptions {
+        connect_timeout: Duration::from_secs(3),
+        stall_timeout: Duration::from_secs(3),
+        backoff: Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(4),
+        },
+        stable_after: Duration::from_secs(30),
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    store: Arc<dyn Store>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store: Arc<dyn Store> =
+        Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
+    Setup {
+        _dir: dir,
+        data,
+        store,
+    }
+}
+
+impl Setup {
+    /// Starts recording `cam` with 2 s segments.
+    async fn record(&self, cam: Arc<dyn Camera>, opts: SupervisorOptions) -> Running {
+        Running::start(
+            cam,
+            &self.data,
+            self.store.clone(),
+            opts,
+            Duration::from_secs(2),
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_30_seconds_that_ffprobe_accepts() {
+    let server = RtspServer::start(640, 480, None);
+    let s = setup();
+    let run = Running::start(
+        camera(&server.url(), None),
+        &s.data,
+        s.store.clone(),
+        SupervisorOptions::default(),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        run.wait_for(Duration::from_secs(20), |st| st.frames > 0)
+            .await
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let stats = run.stats();
+    run.stop().await;
+    let recs = all_recordings(&*s.store).await;
+    check_recordings_consistent(&s.data, &recs);
+    let secs: f64 = recs.iter().map(|r| r.duration_us() as f64 / 1e6).sum();
+    assert!(
+        (29.0..=33.0).contains(&secs),
+        "{secs} s recorded in {} segments",
+        recs.len()
+    );
+    assert!(recs.len() >= 3, "{} segments", recs.len());
+    for r in &recs {
+        assert_eq!((r.width, r.height), (640, 480));
+        assert!(r.codec.starts_with("avc1."), "{}", r.codec);
+    }
+    assert_eq!(stats.connections, 1);
+    assert!((stats.fps - 30.0).abs() < 4.0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_server_comes_back_and_the_gap_shows() {
+    let mut server = RtspServer::start(320, 240, None);
+    let s = setup();
+    let opts = quick_opts();
+    let cap = opts.backoff.max;
+    let run = s.record(camera(&server.url(), None), opts).await;
+    assert!(
+        run.wait_for(Duration::from_secs(20), |st| st.frames > 60)
+            .await
+    );
+    server.stop();
+    assert!(
+        run.wait_for(Duration::from_secs(5), |st| !st.connected)
+            .await
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = run.stats();
+    assert!(before.last_error.is_some(), "{before:?}");
+    server.resume();
+    let back = Instant::now();
+    assert!(
+        run.wait_for(cap + Duration::from_secs(5), |st| st.connections == 2
+            && st.connected)
+            .await,
+        "no reconnection within the backoff cap: {:?}",
+        run.stats()
+    );
+    let took = back.elapsed();
+    let frames = run.stats().frames;
+    assert!(
+        run.wait_for(Duration::from_secs(5), |st| st.frames > frames + 60)
+            .await
+    );
+    let stats = run.stats();
+    run.stop().await;
+    assert!(took <= cap + Duration::from_secs(5), "{took:?}");
+    assert_eq!(stats.reconnects_last_hour, 1, "{stats:?}");
+
+    let recs = all_recordings(&*s.store).await;
+    check_recordings_consistent(&s.data, &recs);
+    let biggest_gap = recs
+        .windows(2)
+        .map(|w| w[1].start_time.0 - w[0].end_time.0)
+        .max()
+        .unwrap();
+    assert!(biggest_gap >= 9_000_000, "gap of {biggest_gap} µs");
+}
+
+/// Runs a camera that cannot connect for `secs`; returns its stats and the CPU it used.
+async fn failing(cam: Arc<dyn Camera>, secs: u64) -> (StreamStatsOut, f64) {
+    let s = setup();
+    let cpu0 = process_cpu_seconds();
+    let run = s.record(cam, quick_opts()).await;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let stats = run.stats();
+    run.stop().await;
+    let cpu = process_cpu_seconds() - cpu0;
+    assert!(all_recordings(&*s.store).await.is_empty());
+    (stats, cpu)
+}
+
+type StreamStatsOut = vigil_core::pipeline::StreamStats;
+
+fn assert_error_state(stats: &StreamStatsOut, kind: &str, cpu: f64, secs: u64) {
+    assert!(!stats.connected, "{stats:?}");
+    assert_eq!(stats.frames, 0);
+    assert_eq!(stats.last_error_kind.as_deref(), Some(kind), "{stats:?}");
+    // Near idle: well under 5% of one core while failing.
+    assert!(cpu < 0.05 * secs as f64, "{cpu} s of CPU in {secs} s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_an_unauthenticated_state() {
+    let server = RtspServer::start(320, 240, Some(("viewer", "right")));
+    let (stats, cpu) = failing(camera(&server.url(), Some(("viewer", "wrong"))), 8).await;
+    assert_error_state(&stats, "unauthenticated", cpu, 8);
+    assert!(stats.last_error.unwrap().contains("credentials"));
+
+    // The right ones work, given in the URL.
+    let s = setup();
+    let url = server.url().replace("rtsp://", "rtsp://viewer:right@");
+    let run = s.record(camera(&url, None), quick_opts()).await;
+    assert!(
+        run.wait_for(Duration::from_secs(20), |st| st.frames > 10)
+            .await,
+        "{:?}",
+        run.stats()
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_path_is_a_not_found_state() {
+    let server = RtspServer::start(320, 240, None);
+    let url = server.url().replace("/live", "/nothing-here");
+    let (stats, cpu) = failing(camera(&url, None), 8).await;
+    assert_error_state(&stats, "not_found", cpu, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_where_nothing_listens_is_unavailable_with_backoff() {
+    let url = format!("rtsp://127.0.0.1:{}/live", free_port());
+    let (stats, cpu) = failing(camera(&url, None), 8).await;
+    assert_error_state(&stats, "unavailable", cpu, 8);
+    assert_eq!(stats.connections, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_accepts_and_says_nothing_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection, never answering.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let (stats, cpu) = failing(camera(&format!("rtsp://127.0.0.1:{port}/live"), None), 8).await;
+    assert_error_state(&stats, "unavailable", cpu, 8);
+    assert!(stats.last_error.unwrap().contains("no answer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_is_a_stall_caught_by_the_watchdog() {
+    let server = RtspServer::start(320, 240, None);
+    let s = setup();
+    let run = s.record(camera(&server.url(), None), quick_opts()).await;
+    assert!(
+        run.wait_for(Duration::from_secs(20), |st| st.frames > 30)
+            .await
+    );
+    server.freeze();
+    let frozen = Instant::now();
+    assert!(
+        run.wait_for(Duration::from_secs(8), |st| st.stalls_last_hour == 1)
+            .await,
+        "{:?}",
+        run.stats()
+    );
+    assert!(
+        frozen.elapsed() < Duration::from_secs(6),
+        "stall noticed after {:?}",
+        frozen.elapsed()
+    );
+    assert!(!run.stats().connected);
+    server.thaw();
+    run.stop().await;
+    let recs = all_recordings(&*s.store).await;
+    check_recordings_consistent(&s.data, &recs);
+    assert!(!recs.is_empty());
+}
