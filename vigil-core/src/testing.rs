@@ -377,21 +377,30 @@ pub async fn all_recordings(store: &dyn Store) -> Vec<Recording> {
 /// Checks that every listed recording exists and plays with its frame count and duration, and
 /// that no other file is left under `recordings/` (nothing in `.open` or `.trash`, no orphan).
 pub fn check_recordings_consistent(data: &Path, recs: &[Recording]) {
-    let mut listed: Vec<PathBuf> = Vec::new();
     for r in recs {
-        let path = data.join(&r.path);
-        assert!(path.is_file(), "listed but missing: {}", r.path);
-        let p = ffprobe(&path);
-        assert_eq!(p.frames, u64::from(r.frames), "{}", r.path);
-        let secs = r.duration_us() as f64 / 1e6;
-        assert!(
-            (p.duration - secs).abs() < 0.05,
-            "{}: {p:?} vs {secs}",
-            r.path
-        );
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), r.size_bytes);
-        listed.push(path);
+        check_playable(data, r);
     }
+    check_files_match(data, recs);
+}
+
+/// Checks with ffprobe that a recording's file plays with its frame count, duration and size.
+pub fn check_playable(data: &Path, r: &Recording) {
+    let path = data.join(&r.path);
+    assert!(path.is_file(), "listed but missing: {}", r.path);
+    let p = ffprobe(&path);
+    assert_eq!(p.frames, u64::from(r.frames), "{}", r.path);
+    let secs = r.duration_us() as f64 / 1e6;
+    assert!(
+        (p.duration - secs).abs() < 0.05,
+        "{}: {p:?} vs {secs}",
+        r.path
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), r.size_bytes);
+}
+
+/// Checks that the files under `recordings/` are exactly the listed recordings' files.
+pub fn check_files_match(data: &Path, recs: &[Recording]) {
+    let mut listed: Vec<PathBuf> = recs.iter().map(|r| data.join(&r.path)).collect();
     let mut on_disk = Vec::new();
     walk(&data.join("recordings"), &mut on_disk);
     on_disk.sort();
