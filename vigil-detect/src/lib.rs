@@ -1,1 +1,26 @@
+//! Everything in Vigil that touches pixels. Today: the synthetic camera, which draws a moving
+//! scene and encodes it to H.264 in process (OpenH264), so that `vigild` has a working camera on
+//! a machine with none. Decoding, motion, YOLOv8 and tracking follow.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn f() -> vigil_core::Result<()> {
+//! use std::sync::Arc;
+//! use vigil_core::{Camera, CameraId, RealClocks, StreamRole};
+//! use vigil_detect::SyntheticCamera;
+//!
+//! let cam = SyntheticCamera::new(CameraId::new("demo")?, 640, 360, 15, Arc::new(RealClocks::default()))?;
+//! let mut stream = cam.connect(StreamRole::Record).await?;
+//! let first = stream.next().await?.expect("a frame");
+//! assert!(first.is_key);
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod synthetic;
+
+pub use synthetic::SyntheticCamera;
