@@ -8,16 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pipeline::{
-    supervise, Recorder, RecorderInput, RecorderOptions, SharedCounters, StreamCounters,
-    SupervisorOptions,
-};
+use crate::pipeline::{CameraTask, CameraTaskOptions, SupervisorOptions};
 use crate::{
-    Camera, CameraId, Clocks, IdGenerator, Order, Query, RealClocks, RecordSettings, Recording,
-    RecordingFilter, Store, StreamRole,
+    Camera, Clocks, IdGenerator, Order, Query, RealClocks, Recording, RecordingFilter, Store,
 };
 
 fn tool(name: &str) -> Command {
@@ -286,84 +282,22 @@ impl RtspServer {
     }
 }
 
-/// A camera being recorded: its supervisor task and recorder thread.
-pub struct Running {
-    /// The record stream's counters.
-    pub counters: SharedCounters,
-    clocks: Arc<dyn Clocks>,
-    stop: tokio::sync::watch::Sender<bool>,
-    sup: tokio::task::JoinHandle<()>,
-    rec: std::thread::JoinHandle<()>,
-}
-
-impl Running {
-    /// Starts recording `camera` into `data` (segments of `segment`) and `store`.
-    pub async fn start(
-        camera: Arc<dyn Camera>,
-        data: &Path,
-        store: Arc<dyn Store>,
-        sup_opts: SupervisorOptions,
-        segment: Duration,
-    ) -> Running {
-        let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
-        let mut opts = RecorderOptions::new(data);
-        opts.segment_duration = segment;
-        opts.fragment_duration = Duration::from_millis(500);
-        let ids = Arc::new(IdGenerator::new(store.max_id().await.unwrap()));
-        let id: CameraId = camera.id().clone();
-        let rec = Recorder::new(id, RecordSettings::default(), opts, store, ids).unwrap();
-        let (tx, rec) = rec.spawn(256).unwrap();
-        let counters = Arc::new(Mutex::new(StreamCounters::default()));
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let sup = tokio::spawn(supervise::<RecorderInput>(
-            camera,
-            StreamRole::Record,
-            sup_opts,
-            clocks.clone(),
-            counters.clone(),
-            tx,
-            stop_rx,
-        ));
-        Running {
-            counters,
-            clocks,
-            stop,
-            sup,
-            rec,
-        }
-    }
-
-    /// The counters now.
-    pub fn stats(&self) -> crate::pipeline::StreamStats {
-        let now = self.clocks.monotonic_us();
-        self.counters.lock().unwrap().snapshot(now)
-    }
-
-    /// Waits up to `limit` for `cond` on the stats; returns whether it came true.
-    pub async fn wait_for(
-        &self,
-        limit: Duration,
-        cond: impl Fn(&crate::pipeline::StreamStats) -> bool,
-    ) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if cond(&self.stats()) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        cond(&self.stats())
-    }
-
-    /// Stops the camera and closes the open segment.
-    pub async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.sup.await.unwrap();
-        let rec = self.rec;
-        tokio::task::spawn_blocking(move || rec.join().unwrap())
-            .await
-            .unwrap();
-    }
+/// Starts recording `camera` into `data` (segments of `segment`, fragments of 500 ms) and
+/// `store`, with the given supervision.
+pub async fn record(
+    camera: Arc<dyn Camera>,
+    data: &Path,
+    store: Arc<dyn Store>,
+    supervisor: SupervisorOptions,
+    segment: Duration,
+) -> CameraTask {
+    let mut opts = CameraTaskOptions::new(data);
+    opts.supervisor = supervisor;
+    opts.recorder.segment_duration = segment;
+    opts.recorder.fragment_duration = Duration::from_millis(500);
+    let ids = Arc::new(IdGenerator::new(store.max_id().await.unwrap()));
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    CameraTask::start(camera, opts, store, ids, clocks).unwrap()
 }
 
 /// Every recording in the store, oldest first.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vigil_core::camera::FileCamera;
 use vigil_core::pipeline::SupervisorOptions;
-use vigil_core::testing::{all_recordings, check_recordings_consistent, make_h264, Running};
+use vigil_core::testing::{all_recordings, check_recordings_consistent, make_h264, record};
 use vigil_core::*;
 use vigil_store::LmdbStore;
 
@@ -20,7 +20,7 @@ async fn records_a_file_camera_into_contiguous_playable_segments() {
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
     let id = CameraId::new("yard").unwrap();
     let camera: Arc<dyn Camera> = Arc::new(FileCamera::new(id, &h264, Some(30), clocks));
-    let run = Running::start(
+    let run = record(
         camera,
         &data,
         store.clone(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use vigil_core::camera::FileCamera;
 use vigil_core::pipeline::recorder::reconcile;
 use vigil_core::pipeline::SupervisorOptions;
-use vigil_core::testing::{all_recordings, check_files_match, check_playable, make_h264, Running};
+use vigil_core::testing::{all_recordings, check_files_match, check_playable, make_h264, record};
 use vigil_core::*;
 use vigil_store::LmdbStore;
 
@@ -40,7 +40,7 @@ fn crash_child() {
         let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
         let cam = CameraId::new("porch").unwrap();
         let camera: Arc<dyn Camera> = Arc::new(FileCamera::new(cam, media, Some(30), clocks));
-        let _run = Running::start(
+        let _run = record(
             camera,
             &data,
             store,

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_core::camera::RtspCamera;
-use vigil_core::pipeline::{Backoff, SupervisorOptions};
+use vigil_core::pipeline::{Backoff, CameraTask, SupervisorOptions};
 use vigil_core::testing::{
-    all_recordings, check_recordings_consistent, free_port, process_cpu_seconds, RtspServer,
-    Running,
+    all_recordings, check_recordings_consistent, free_port, process_cpu_seconds, record, RtspServer,
 };
 use vigil_core::*;
 use vigil_store::LmdbStore;
@@ -56,8 +55,8 @@ fn setup() -> Setup {
 
 impl Setup {
     /// Starts recording `cam` with 2 s segments.
-    async fn record(&self, cam: Arc<dyn Camera>, opts: SupervisorOptions) -> Running {
-        Running::start(
+    async fn record(&self, cam: Arc<dyn Camera>, opts: SupervisorOptions) -> CameraTask {
+        record(
             cam,
             &self.data,
             self.store.clone(),
@@ -72,7 +71,7 @@ impl Setup {
 async fn records_30_seconds_that_ffprobe_accepts() {
     let server = RtspServer::start(640, 480, None);
     let s = setup();
-    let run = Running::start(
+    let run = record(
         camera(&server.url(), None),
         &s.data,
         s.store.clone(),

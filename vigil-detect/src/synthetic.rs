@@ -134,7 +134,8 @@ fn produce(
         .skip_frames(false)
         .intra_frame_period(IntraFramePeriod::from_num_frames(2 * fps))
         .num_threads(1);
-    let mut enc = Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(encoder_error)?;
+    let mut enc =
+        Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(encoder_error)?;
     let mut scene = Scene::new(w as usize, h as usize);
     let tick = 90_000 / i64::from(fps);
     let started = Instant::now();
@@ -208,7 +209,11 @@ impl Scene {
         for (row, line) in background.chunks_mut(w).enumerate() {
             // Sky fading into ground, with a horizon at 60%.
             let t = row as f64 / h as f64;
-            let level = if t < 0.6 { 200.0 - 80.0 * t } else { 90.0 - 40.0 * (t - 0.6) };
+            let level = if t < 0.6 {
+                200.0 - 80.0 * t
+            } else {
+                90.0 - 40.0 * (t - 0.6)
+            };
             for (col, px) in line.iter_mut().enumerate() {
                 // A little fixed texture so the encoder has something to do.
                 let grain = ((col * 7 + row * 13) % 17) as f64;
@@ -254,7 +259,7 @@ impl Scene {
         self.rect([x, 0.35, x + 0.05, 0.42], [180, 110, 150]); // head
         self.rect([x - 0.01, 0.42, x + 0.06, 0.62], [60, 150, 110]); // body
         self.rect([x, 0.62, x + 0.05, 0.8], [40, 128, 128]); // legs
-        // A box crossing quickly every 6 s.
+                                                             // A box crossing quickly every 6 s.
         let bx = ((t / 6.0) % 1.0) * 1.3 - 0.2;
         self.rect([bx, 0.7, bx + 0.2, 0.85], [120, 90, 200]);
     }

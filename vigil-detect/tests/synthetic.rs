@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vigil_core::pipeline::SupervisorOptions;
-use vigil_core::testing::{all_recordings, check_recordings_consistent, Running};
+use vigil_core::testing::{all_recordings, check_recordings_consistent, record};
 use vigil_core::*;
 use vigil_detect::SyntheticCamera;
 use vigil_store::LmdbStore;
@@ -17,7 +17,7 @@ async fn synthetic_camera_records_playable_h264() {
         Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
     let cam = SyntheticCamera::new(CameraId::new("demo").unwrap(), 320, 240, 15, clocks).unwrap();
-    let run = Running::start(
+    let run = record(
         Arc::new(cam),
         &data,
         store.clone(),
@@ -32,10 +32,17 @@ async fn synthetic_camera_records_playable_h264() {
     check_recordings_consistent(&data, &recs);
     assert!(recs.len() >= 2, "{recs:?}");
     let frames: u32 = recs.iter().map(|r| r.frames).sum();
-    assert!((65..=80).contains(&frames), "{frames} frames in 5 s at 15 fps");
+    assert!(
+        (65..=80).contains(&frames),
+        "{frames} frames in 5 s at 15 fps"
+    );
     assert!((stats.fps - 15.0).abs() < 2.0, "{stats:?}");
     for r in &recs {
         assert_eq!((r.width, r.height), (320, 240));
-        assert!(r.codec.starts_with("avc1.42"), "baseline expected: {}", r.codec);
+        assert!(
+            r.codec.starts_with("avc1.42"),
+            "baseline expected: {}",
+            r.codec
+        );
     }
 }

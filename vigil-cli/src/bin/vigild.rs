@@ -1,5 +1,6 @@
 //! `vigild`: the Vigil daemon. Opens the store in the data directory, makes sure the built-in
-//! demo camera exists, and serves the HTTP API until SIGINT or SIGTERM.
+//! demo camera exists, finishes what a crash interrupted, records every enabled camera and
+//! serves the HTTP API until SIGINT or SIGTERM, then closes the open segments.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use vigil_core::{CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
+use vigil_core::camera::{FileCamera, RtspCamera};
+use vigil_core::pipeline::{CameraFactory, Nvr};
+use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
+use vigil_detect::SyntheticCamera;
 use vigil_store::{LmdbStore, StoreOptions};
 
 /// The Vigil network video recorder daemon.
@@ -65,6 +69,15 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .await?;
             tracing::info!("added the built-in demo camera \"demo\"");
         }
+        let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+        let nvr = Nvr::start(
+            &args.data_dir,
+            store.clone(),
+            clocks.clone(),
+            factory(clocks),
+        )
+        .await
+        .context("starting the cameras")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -75,9 +88,37 @@ fn run(args: Args) -> anyhow::Result<()> {
             shutdown_signal(),
         )
         .await;
+        nvr.stop().await;
         tracing::info!("vigild stopped");
         Ok(())
     })
+}
+
+/// The cameras `vigild` knows how to build.
+fn factory(clocks: Arc<dyn Clocks>) -> CameraFactory {
+    Arc::new(
+        move |cfg: &CameraConfig| -> vigil_core::Result<Arc<dyn Camera>> {
+            let id = cfg.id.clone();
+            Ok(match &cfg.record_source {
+                Source::Rtsp { .. } => Arc::new(RtspCamera::new(
+                    id,
+                    &cfg.record_source,
+                    cfg.detect_source.as_ref(),
+                    clocks.clone(),
+                )?),
+                Source::File { path, fps } => {
+                    Arc::new(FileCamera::new(id, path, *fps, clocks.clone()))
+                }
+                Source::Synthetic { width, height, fps } => Arc::new(SyntheticCamera::new(
+                    id,
+                    *width,
+                    *height,
+                    *fps,
+                    clocks.clone(),
+                )?),
+            })
+        },
+    )
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits at once.

@@ -1,8 +1,13 @@
-//! The per-camera pipeline: supervision of the camera's streams and the recorder.
+//! The running system: [`Nvr`] holds a [`CameraTask`] per enabled camera, which supervises the
+//! camera's record stream ([`supervise`]) and feeds its [`Recorder`].
 
+pub mod camera_task;
+pub mod nvr;
 pub mod recorder;
 pub mod supervisor;
 
+pub use camera_task::{CameraTask, CameraTaskOptions};
+pub use nvr::{CameraFactory, CameraStatus, Nvr};
 pub use recorder::{reconcile, Recorder, RecorderInput, RecorderOptions, RecorderStats};
 pub use supervisor::{
     supervise, Backoff, SharedCounters, StreamCounters, StreamEvent, StreamStats, SupervisorOptions,

@@ -214,7 +214,7 @@ struct Open {
 }
 
 /// Counters a recorder keeps; read them through [`Recorder::stats`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RecorderStats {
     /// Segments finished and committed.
     pub segments: u64,

@@ -1,0 +1,153 @@
+//! The running system: every enabled camera of the store, each recorded by a [`CameraTask`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::camera_task::{CameraTask, CameraTaskOptions};
+use super::recorder::{reconcile, RecorderStats};
+use super::supervisor::{StreamStats, SupervisorOptions};
+use crate::error::Result;
+use crate::id::{CameraId, IdGenerator};
+use crate::media::Camera;
+use crate::model::CameraConfig;
+use crate::store::Store;
+use crate::time::Clocks;
+
+/// Builds the [`Camera`] for a configuration: the embedding program decides which sources it
+/// supports (`vigild` knows RTSP, files and the synthetic camera).
+pub type CameraFactory = Arc<dyn Fn(&CameraConfig) -> Result<Arc<dyn Camera>> + Send + Sync>;
+
+/// What the API shows about one camera.
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraStatus {
+    /// The camera.
+    pub id: CameraId,
+    /// Whether it is configured to run.
+    pub enabled: bool,
+    /// The record stream, when running.
+    pub stream: Option<StreamStats>,
+    /// The recorder's counters, when running.
+    pub recorder: Option<RecorderStats>,
+    /// Why it is not running, when it should be (e.g. a source that cannot be built).
+    pub error: Option<String>,
+}
+
+struct Entry {
+    enabled: bool,
+    task: Option<CameraTask>,
+    error: Option<String>,
+}
+
+/// Every camera at work. Start it once per data directory.
+pub struct Nvr {
+    data_dir: PathBuf,
+    store: Arc<dyn Store>,
+    ids: Arc<IdGenerator>,
+    clocks: Arc<dyn Clocks>,
+    factory: CameraFactory,
+    supervisor: SupervisorOptions,
+    cameras: Mutex<BTreeMap<CameraId, Entry>>,
+}
+
+impl Nvr {
+    /// Makes files and store agree after any crash ([`reconcile`]), then starts every enabled
+    /// camera of the store.
+    pub async fn start(
+        data_dir: &Path,
+        store: Arc<dyn Store>,
+        clocks: Arc<dyn Clocks>,
+        factory: CameraFactory,
+    ) -> Result<Nvr> {
+        let report = reconcile(data_dir, &*store).await?;
+        if report != Default::default() {
+            tracing::info!(?report, "recordings reconciled after an unclean stop");
+        }
+        let ids = Arc::new(IdGenerator::new(store.max_id().await?));
+        let nvr = Nvr {
+            data_dir: data_dir.to_owned(),
+            store: store.clone(),
+            ids,
+            clocks,
+            factory,
+            supervisor: SupervisorOptions::default(),
+            cameras: Mutex::new(BTreeMap::new()),
+        };
+        for cfg in store.cameras().await? {
+            nvr.put_camera(&cfg).await;
+        }
+        Ok(nvr)
+    }
+
+    /// Starts, restarts (after a configuration change) or stops a camera per `cfg`.
+    pub async fn put_camera(&self, cfg: &CameraConfig) {
+        let mut cams = self.cameras.lock().await;
+        if let Some(old) = cams.remove(&cfg.id) {
+            if let Some(t) = old.task {
+                t.stop().await;
+            }
+        }
+        let mut entry = Entry {
+            enabled: cfg.enabled,
+            task: None,
+            error: None,
+        };
+        if cfg.enabled {
+            let started = (self.factory)(cfg).and_then(|camera| {
+                let mut opts = CameraTaskOptions::new(&self.data_dir);
+                opts.record = cfg.record.clone();
+                opts.supervisor = self.supervisor.clone();
+                CameraTask::start(
+                    camera,
+                    opts,
+                    self.store.clone(),
+                    self.ids.clone(),
+                    self.clocks.clone(),
+                )
+            });
+            match started {
+                Ok(t) => entry.task = Some(t),
+                Err(e) => {
+                    tracing::error!(camera = %cfg.id, err = %e, "camera not started");
+                    entry.error = Some(e.to_string());
+                }
+            }
+        }
+        cams.insert(cfg.id.clone(), entry);
+    }
+
+    /// Stops and forgets a camera (its recordings stay).
+    pub async fn remove_camera(&self, id: &CameraId) {
+        let old = self.cameras.lock().await.remove(id);
+        if let Some(t) = old.and_then(|e| e.task) {
+            t.stop().await;
+        }
+    }
+
+    /// The state of every camera.
+    pub async fn status(&self) -> Vec<CameraStatus> {
+        let cams = self.cameras.lock().await;
+        cams.iter()
+            .map(|(id, e)| CameraStatus {
+                id: id.clone(),
+                enabled: e.enabled,
+                stream: e.task.as_ref().map(CameraTask::stats),
+                recorder: e.task.as_ref().map(CameraTask::recorder_stats),
+                error: e.error.clone(),
+            })
+            .collect()
+    }
+
+    /// Stops every camera, closing their open segments.
+    pub async fn stop(self) {
+        let cams = std::mem::take(&mut *self.cameras.lock().await);
+        for (_, e) in cams {
+            if let Some(t) = e.task {
+                t.stop().await;
+            }
+        }
+    }
+}
