@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use vigil_core::camera::{FileCamera, RtspCamera};
-use vigil_core::pipeline::{CameraFactory, Nvr};
+use vigil_core::pipeline::{CameraFactory, DiskBudget, Nvr, NvrOptions};
 use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
 use vigil_detect::SyntheticCamera;
 use vigil_store::{LmdbStore, StoreOptions};
@@ -27,6 +27,13 @@ struct Args {
     /// Do not add the built-in demo camera when no camera is configured.
     #[arg(long)]
     no_demo: bool,
+    /// Most bytes all recordings together may use; the oldest go first.
+    #[arg(long, env = "VIGIL_MAX_STORAGE_BYTES")]
+    max_storage_bytes: Option<u64>,
+    /// Most the data directory's filesystem may be full, in percent; the oldest recordings go
+    /// first.
+    #[arg(long, env = "VIGIL_MAX_STORAGE_PERCENT", value_parser = percent)]
+    max_storage_percent: Option<f64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,11 +77,19 @@ fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!("added the built-in demo camera \"demo\"");
         }
         let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+        let opts = NvrOptions {
+            budget: DiskBudget {
+                max_bytes: args.max_storage_bytes,
+                max_percent: args.max_storage_percent,
+            },
+            ..NvrOptions::default()
+        };
         let nvr = Nvr::start(
             &args.data_dir,
             store.clone(),
             clocks.clone(),
             factory(clocks),
+            opts,
         )
         .await
         .context("starting the cameras")?;
@@ -92,6 +107,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("vigild stopped");
         Ok(())
     })
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (1.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a percentage between 1 and 100"))
+    }
 }
 
 /// The cameras `vigild` knows how to build.

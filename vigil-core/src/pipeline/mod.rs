@@ -4,11 +4,13 @@
 pub mod camera_task;
 pub mod nvr;
 pub mod recorder;
+pub mod retention;
 pub mod supervisor;
 
 pub use camera_task::{CameraTask, CameraTaskOptions};
-pub use nvr::{CameraFactory, CameraStatus, Nvr};
+pub use nvr::{CameraFactory, CameraStatus, Nvr, NvrOptions};
 pub use recorder::{reconcile, Recorder, RecorderInput, RecorderOptions, RecorderStats};
+pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};
 pub use supervisor::{
     supervise, Backoff, SharedCounters, StreamCounters, StreamEvent, StreamStats, SupervisorOptions,
 };

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use super::camera_task::{CameraTask, CameraTaskOptions};
 use super::recorder::{reconcile, RecorderStats};
+use super::retention::{DiskBudget, Retention};
 use super::supervisor::{StreamStats, SupervisorOptions};
 use crate::error::Result;
 use crate::id::{CameraId, IdGenerator};
@@ -42,8 +43,28 @@ struct Entry {
     error: Option<String>,
 }
 
-/// Every camera at work. Start it once per data directory.
+/// How an [`Nvr`] runs.
+#[derive(Clone, Debug)]
+pub struct NvrOptions {
+    /// Limits on the space recordings take.
+    pub budget: DiskBudget,
+    /// How often retention runs.
+    pub retention_interval: std::time::Duration,
+}
+
+impl Default for NvrOptions {
+    fn default() -> Self {
+        NvrOptions {
+            budget: DiskBudget::default(),
+            retention_interval: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// Every camera at work, and retention. Start it once per data directory.
 pub struct Nvr {
+    retention: Arc<Retention>,
+    retention_task: tokio::task::JoinHandle<()>,
     data_dir: PathBuf,
     store: Arc<dyn Store>,
     ids: Arc<IdGenerator>,
@@ -61,13 +82,34 @@ impl Nvr {
         store: Arc<dyn Store>,
         clocks: Arc<dyn Clocks>,
         factory: CameraFactory,
+        opts: NvrOptions,
     ) -> Result<Nvr> {
         let report = reconcile(data_dir, &*store).await?;
         if report != Default::default() {
             tracing::info!(?report, "recordings reconciled after an unclean stop");
         }
         let ids = Arc::new(IdGenerator::new(store.max_id().await?));
+        let retention = Arc::new(Retention::new(
+            data_dir,
+            store.clone(),
+            clocks.clone(),
+            opts.budget,
+        ));
+        let r = retention.clone();
+        let every = opts.retention_interval;
+        let retention_task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = r.run().await {
+                    tracing::error!(err = %e, "retention pass failed");
+                }
+            }
+        });
         let nvr = Nvr {
+            retention,
+            retention_task,
             data_dir: data_dir.to_owned(),
             store: store.clone(),
             ids,
@@ -141,8 +183,14 @@ impl Nvr {
             .collect()
     }
 
+    /// Retention: storage statistics and manual cleanup.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
     /// Stops every camera, closing their open segments.
     pub async fn stop(self) {
+        self.retention_task.abort();
         let cams = std::mem::take(&mut *self.cameras.lock().await);
         for (_, e) in cams {
             if let Some(t) = e.task {
