@@ -56,3 +56,115 @@ async fn records_a_file_camera_into_contiguous_playable_segments() {
     assert_eq!(stats.connections, 1);
     assert!((stats.fps - 30.0).abs() < 3.0, "{stats:?}");
 }
+
+async fn file_camera_store(
+    secs: u32,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<dyn Store>,
+    Arc<dyn Camera>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = make_h264(dir.path(), 320, 240, 30, secs, 15);
+    let data = dir.path().join("data");
+    let store: Arc<dyn Store> =
+        Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let id = CameraId::new("yard").unwrap();
+    let camera: Arc<dyn Camera> = Arc::new(FileCamera::new(id, &h264, Some(30), clocks));
+    (dir, data, store, camera)
+}
+
+/// A clip across three segments starts at the key frame before the start asked for, plays, and
+/// holds exactly the frames it reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clips_join_segments_from_the_key_frame_before_the_start() {
+    let (_dir, data, store, camera) = file_camera_store(3).await;
+    let run = record(
+        camera,
+        &data,
+        store.clone(),
+        SupervisorOptions::default(),
+        Duration::from_secs(2),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs_f64(7.5)).await;
+    run.stop().await;
+    let recs = all_recordings(&*store).await;
+    assert!(recs.len() >= 3);
+    let cam = CameraId::new("yard").unwrap();
+    let start = Timestamp(recs[0].start_time.0 + 1_300_000);
+    let end = Timestamp(recs[2].start_time.0 + 700_000);
+    let out = data.join("clip.mp4");
+    let f = std::fs::File::create(&out).unwrap();
+    let (info, f) = pipeline::write_clip(&*store, &data, &cam, start, end, f)
+        .await
+        .unwrap();
+    drop(f);
+    assert!(
+        info.start <= start && start.0 - info.start.0 <= 500_000,
+        "{info:?}"
+    );
+    assert!(info.end <= end && end.0 - info.end.0 <= 40_000, "{info:?}");
+    let p = testing::ffprobe(&out);
+    assert_eq!(p.frames, u64::from(info.frames));
+    let secs = (info.end.0 - info.start.0) as f64 / 1e6;
+    assert!((p.duration - secs).abs() < 0.05, "{p:?} vs {secs}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), info.size_bytes);
+
+    let later = Timestamp(recs.last().unwrap().end_time.0 + 60_000_000);
+    let e = pipeline::write_clip(
+        &*store,
+        &data,
+        &cam,
+        later,
+        Timestamp(later.0 + 1),
+        Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let e = pipeline::write_clip(&*store, &data, &cam, end, start, Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}
+
+/// Event mode records nothing until asked, then pre-capture from the ring (from a key frame)
+/// through the post-capture time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_mode_keeps_pre_and_post_capture() {
+    let (_dir, data, store, camera) = file_camera_store(3).await;
+    let mut opts = pipeline::CameraTaskOptions::new(&data);
+    opts.record.mode = RecordMode::Events;
+    opts.record.pre_capture_s = 2;
+    opts.record.post_capture_s = 1;
+    let ids = Arc::new(IdGenerator::new(0));
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let task =
+        pipeline::CameraTask::start(camera, opts, store.clone(), ids, clocks.clone()).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let trigger = clocks.realtime();
+    task.recorder_input()
+        .send(pipeline::RecorderInput::KeepUntil(trigger))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    task.stop().await;
+    let recs = all_recordings(&*store).await;
+    check_recordings_consistent(&data, &recs);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(r.kind, RecordingKind::Event);
+    let pre = trigger.0 - r.start_time.0;
+    assert!(
+        (1_900_000..=2_700_000).contains(&pre),
+        "pre-capture of {pre} µs"
+    );
+    let post = r.end_time.0 - trigger.0;
+    assert!(
+        (800_000..=1_300_000).contains(&post),
+        "post-capture of {post} µs"
+    );
+}

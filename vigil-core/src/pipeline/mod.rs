@@ -2,12 +2,14 @@
 //! camera's record stream ([`supervise`]) and feeds its [`Recorder`].
 
 pub mod camera_task;
+pub mod clip;
 pub mod nvr;
 pub mod recorder;
 pub mod retention;
 pub mod supervisor;
 
 pub use camera_task::{CameraTask, CameraTaskOptions};
+pub use clip::{write_clip, ClipInfo};
 pub use nvr::{CameraFactory, CameraStatus, Nvr, NvrOptions};
 pub use recorder::{reconcile, Recorder, RecorderInput, RecorderOptions, RecorderStats};
 pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};

@@ -1,0 +1,145 @@
+//! Clips: any time range of a camera, joined from its segments without re-encoding.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::id::CameraId;
+use crate::model::{validate_relative_path, Recording};
+use crate::mp4::{self, ClipPart, TIMESCALE};
+use crate::query::{Order, Query, RecordingFilter, TimeRange};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// What a clip holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClipInfo {
+    /// Time of its first frame (the key frame at or before the start asked for).
+    pub start: Timestamp,
+    /// Time just after its last frame.
+    pub end: Timestamp,
+    /// Frames.
+    pub frames: u32,
+    /// Bytes written.
+    pub size_bytes: u64,
+}
+
+/// Writes to `out` an MP4 of `camera` from `start` to `end`: from the key frame at or before
+/// `start` to the last frame starting before `end`, across as many segments as needed.
+/// Segments with other stream parameters than the first one (a camera that changed resolution)
+/// end the clip there. Fails with `NotFound` when nothing was recorded in the range. The
+/// writer is handed back.
+pub async fn write_clip<W: Write + Send + 'static>(
+    store: &dyn Store,
+    data_dir: &Path,
+    camera: &CameraId,
+    start: Timestamp,
+    end: Timestamp,
+    mut out: W,
+) -> Result<(ClipInfo, W)> {
+    if end <= start {
+        return Err(Error::invalid(format!(
+            "clip end {end} is not after its start {start}"
+        )));
+    }
+    // Segments that overlap the range: they start before its end, and end after its start.
+    // A segment is at most a few minutes long, so one starting an hour early cannot reach in.
+    let mut q = Query::new(RecordingFilter {
+        cameras: vec![camera.clone()],
+        time: TimeRange {
+            after: Some(Timestamp(start.0 - 3_600_000_000)),
+            before: Some(end),
+        },
+        ..Default::default()
+    });
+    q.order = Order::Asc;
+    q.page.limit = 1000;
+    let mut recs: Vec<Recording> = Vec::new();
+    loop {
+        let page = store.recordings(&q).await?;
+        recs.extend(page.items.into_iter().filter(|r| r.end_time > start));
+        match page.next_cursor {
+            Some(c) => q.page.cursor = Some(c),
+            None => break,
+        }
+    }
+    let data_dir = data_dir.to_owned();
+    let camera = camera.clone();
+    // File reading and copying are blocking work.
+    let job = move || -> Result<(ClipInfo, W)> {
+        let mut parts = Vec::new();
+        let mut params = None;
+        let mut first: Option<Timestamp> = None;
+        let mut last_end = start;
+        let mut frames = 0u32;
+        let mut paths = Vec::new();
+        for r in &recs {
+            validate_relative_path(&r.path)?;
+            paths.push(data_dir.join(&r.path));
+        }
+        for (r, path) in recs.iter().zip(&paths) {
+            let info = mp4::read(path)?;
+            match &params {
+                None => params = Some(info.params.clone()),
+                Some(p) if *p != info.params => break,
+                Some(_) => {}
+            }
+            let t = |dts: u64| {
+                Timestamp(r.start_time.0 + (dts as i64) * 1_000_000 / i64::from(TIMESCALE))
+            };
+            let mut samples = Vec::new();
+            for s in &info.samples {
+                let at = t(s.dts);
+                if at >= end {
+                    break;
+                }
+                if first.is_none() {
+                    // Before the start, keep only from the latest key frame.
+                    if at <= start {
+                        if s.is_key {
+                            samples.clear();
+                        }
+                        if !s.is_key && samples.is_empty() {
+                            continue;
+                        }
+                    } else if samples.is_empty() && !s.is_key {
+                        // The range starts in a gap before a segment that begins mid-GOP.
+                        continue;
+                    }
+                }
+                samples.push(*s);
+                last_end = Timestamp(
+                    t(s.dts).0 + i64::from(s.duration) * 1_000_000 / i64::from(TIMESCALE),
+                );
+            }
+            if first.is_none() {
+                if let Some(s) = samples.first() {
+                    first = Some(t(s.dts));
+                }
+            }
+            frames += samples.len() as u32;
+            if !samples.is_empty() {
+                parts.push(ClipPart {
+                    path: path.as_path(),
+                    samples,
+                });
+            }
+        }
+        let (Some(params), Some(first)) = (params, first) else {
+            return Err(Error::not_found(format!(
+                "nothing recorded for camera {camera} between {start} and {end}"
+            )));
+        };
+        let size = mp4::write_clip(&mut out, &params, &parts)?;
+        let info = ClipInfo {
+            start: first,
+            end: last_end,
+            frames,
+            size_bytes: size,
+        };
+        Ok((info, out))
+    };
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| Error::internal(format!("clip task: {e}")))?
+}
