@@ -176,6 +176,13 @@ if user:
     perms.add_permission_for_role("user", "media.factory.construct", True)
     factory.set_permissions(perms)
 server.get_mount_points().add_factory("/live", factory)
+hevc = GstRtspServer.RTSPMediaFactory()
+hevc.set_launch(
+    "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=%d,height=%d,framerate=30/1 "
+    "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=1000 "
+    "! rtph265pay name=pay0 pt=96 config-interval=1 )" % (width, height))
+hevc.set_shared(True)
+server.get_mount_points().add_factory("/h265", hevc)
 server.attach(None)
 loop = GLib.MainLoop()
 GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
@@ -184,8 +191,9 @@ loop.run()
 "#;
 
 impl RtspServer {
-    /// Starts a server with one mount, `/live`, at `width`x`height`, 30 fps, a key frame every
-    /// second; with `credentials`, it demands them (basic auth).
+    /// Starts a server with two mounts, `/live` (H.264) and `/h265` (H.265), at
+    /// `width`x`height`, 30 fps, a key frame every second; with `credentials`, `/live` demands
+    /// them (basic auth).
     pub fn start(width: u32, height: u32, credentials: Option<(&str, &str)>) -> RtspServer {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("rtsp_server.py");

@@ -13,9 +13,17 @@ use vigil_core::*;
 use vigil_store::LmdbStore;
 
 fn camera(url: &str, creds: Option<(&str, &str)>) -> Arc<dyn Camera> {
+    camera_over(url, creds, RtspTransport::Tcp)
+}
+
+fn camera_over(
+    url: &str,
+    creds: Option<(&str, &str)>,
+    transport: RtspTransport,
+) -> Arc<dyn Camera> {
     let src = Source::Rtsp {
         url: url.to_owned(),
-        transport: RtspTransport::Tcp,
+        transport,
         username: creds.map(|c| c.0.to_owned()),
         password: creds.map(|c| c.1.to_owned()),
     };
@@ -255,4 +263,47 @@ async fn a_frozen_server_is_a_stall_caught_by_the_watchdog() {
     let recs = all_recordings(&*s.store).await;
     check_recordings_consistent(&s.data, &recs);
     assert!(!recs.is_empty());
+}
+
+/// Records a few seconds of `url` and returns the recordings, checked with ffprobe, with the
+/// codec ffprobe names.
+async fn record_briefly(cam: Arc<dyn Camera>) -> Vec<(Recording, String)> {
+    let s = setup();
+    let run = s.record(cam, quick_opts()).await;
+    assert!(
+        run.wait_for(Duration::from_secs(20), |st| st.frames > 120)
+            .await,
+        "{:?}",
+        run.stats()
+    );
+    run.stop().await;
+    let recs = all_recordings(&*s.store).await;
+    check_recordings_consistent(&s.data, &recs);
+    recs.into_iter()
+        .map(|r| {
+            let codec = vigil_core::testing::ffprobe(&s.data.join(&r.path)).codec;
+            (r, codec)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_over_udp() {
+    let server = RtspServer::start(320, 240, None);
+    let recs = record_briefly(camera_over(&server.url(), None, RtspTransport::Udp)).await;
+    let frames: u32 = recs.iter().map(|r| r.0.frames).sum();
+    assert!(frames > 120, "{frames}");
+    assert!(recs.iter().all(|r| r.1 == "h264"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_h265() {
+    let server = RtspServer::start(320, 240, None);
+    let url = server.url().replace("/live", "/h265");
+    let recs = record_briefly(camera(&url, None)).await;
+    assert!(!recs.is_empty());
+    for (r, codec) in &recs {
+        assert!(r.codec.starts_with("hvc1"), "{}", r.codec);
+        assert_eq!(codec, "hevc");
+    }
 }
