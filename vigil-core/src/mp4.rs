@@ -514,6 +514,11 @@ pub fn read(path: &Path) -> Result<Mp4Info> {
         .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))
 }
 
+/// Lists the samples of an MP4 file held in memory (what [`read`] does for a path).
+pub fn parse(bytes: &[u8]) -> Result<Mp4Info> {
+    read_boxes(&mut io::Cursor::new(bytes), bytes.len() as u64)
+}
+
 /// Keeps what a crash left of a segment: truncates it after its last complete fragment and
 /// writes the real durations. Returns `None` (and leaves the file alone) when it holds no
 /// complete frame or is not an MP4 at all.

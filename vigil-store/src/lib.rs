@@ -71,7 +71,7 @@ use table::{hour_of, read_hour, split_zero, Deltas, Table};
 
 /// The schema version this build reads and writes. Bump it whenever a stored type, a key layout
 /// or an index changes, and add an upgrade step.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// How to open a store.
 #[derive(Clone, Debug)]
