@@ -10,16 +10,27 @@ use vigil_core::testing::{all_recordings, check_recordings_consistent, make_h264
 use vigil_core::*;
 use vigil_store::LmdbStore;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_a_file_camera_into_contiguous_playable_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
-    let data = dir.path().join("data");
+/// A store in `data/` beside `media`, and a file camera named "yard" playing it.
+fn store_and_camera(
+    media: &std::path::Path,
+    fps: Option<u32>,
+) -> (std::path::PathBuf, Arc<dyn Store>, Arc<dyn Camera>) {
+    let data = media.parent().unwrap().join("data");
     let store: Arc<dyn Store> =
         Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
     let id = CameraId::new("yard").unwrap();
-    let camera: Arc<dyn Camera> = Arc::new(FileCamera::new(id, &h264, Some(30), clocks));
+    let camera: Arc<dyn Camera> = Arc::new(FileCamera::new(id, media, fps, clocks));
+    (data, store, camera)
+}
+
+/// Records `media` from a file camera named "yard" for `secs` seconds, 2 s segments.
+async fn record_file(
+    media: &std::path::Path,
+    fps: Option<u32>,
+    secs: f64,
+) -> (std::path::PathBuf, Arc<dyn Store>, pipeline::StreamStats) {
+    let (data, store, camera) = store_and_camera(media, fps);
     let run = record(
         camera,
         &data,
@@ -28,9 +39,17 @@ async fn records_a_file_camera_into_contiguous_playable_segments() {
         Duration::from_secs(2),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs_f64(7.2)).await;
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let stats = run.stats();
     run.stop().await;
+    (data, store, stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_file_camera_into_contiguous_playable_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
+    let (data, store, stats) = record_file(&h264, Some(30), 7.2).await;
 
     let recs = all_recordings(&*store).await;
     assert!(recs.len() >= 3, "{} segments", recs.len());
@@ -57,40 +76,13 @@ async fn records_a_file_camera_into_contiguous_playable_segments() {
     assert!((stats.fps - 30.0).abs() < 3.0, "{stats:?}");
 }
 
-async fn file_camera_store(
-    secs: u32,
-) -> (
-    tempfile::TempDir,
-    std::path::PathBuf,
-    Arc<dyn Store>,
-    Arc<dyn Camera>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let h264 = make_h264(dir.path(), 320, 240, 30, secs, 15);
-    let data = dir.path().join("data");
-    let store: Arc<dyn Store> =
-        Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
-    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
-    let id = CameraId::new("yard").unwrap();
-    let camera: Arc<dyn Camera> = Arc::new(FileCamera::new(id, &h264, Some(30), clocks));
-    (dir, data, store, camera)
-}
-
 /// A clip across three segments starts at the key frame before the start asked for, plays, and
 /// holds exactly the frames it reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clips_join_segments_from_the_key_frame_before_the_start() {
-    let (_dir, data, store, camera) = file_camera_store(3).await;
-    let run = record(
-        camera,
-        &data,
-        store.clone(),
-        SupervisorOptions::default(),
-        Duration::from_secs(2),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs_f64(7.5)).await;
-    run.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
+    let (data, store, _) = record_file(&h264, Some(30), 7.5).await;
     let recs = all_recordings(&*store).await;
     assert!(recs.len() >= 3);
     let cam = CameraId::new("yard").unwrap();
@@ -135,7 +127,9 @@ async fn clips_join_segments_from_the_key_frame_before_the_start() {
 /// through the post-capture time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_mode_keeps_pre_and_post_capture() {
-    let (_dir, data, store, camera) = file_camera_store(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
+    let (data, store, camera) = store_and_camera(&h264, Some(30));
     let mut opts = pipeline::CameraTaskOptions::new(&data);
     opts.record.mode = RecordMode::Events;
     opts.record.pre_capture_s = 2;
@@ -167,4 +161,24 @@ async fn event_mode_keeps_pre_and_post_capture() {
         (800_000..=1_300_000).contains(&post),
         "post-capture of {post} µs"
     );
+}
+
+/// An MP4 file plays in a loop with its own timing and records like a live camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looped_mp4_file_records_like_a_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = make_h264(dir.path(), 320, 240, 25, 2, 25);
+    let mp4 = testing::make_mp4(&h264, 25);
+    let (data, store, stats) = record_file(&mp4, None, 5.5).await;
+    let recs = all_recordings(&*store).await;
+    check_recordings_consistent(&data, &recs);
+    let frames: u32 = recs.iter().map(|r| r.frames).sum();
+    assert!(
+        (125..=145).contains(&frames),
+        "{frames} frames in 5.5 s at 25 fps (two loops)"
+    );
+    assert!((stats.fps - 25.0).abs() < 3.0, "{stats:?}");
+    for w in recs.windows(2) {
+        assert!((w[1].start_time.0 - w[0].end_time.0).abs() < 1_000);
+    }
 }

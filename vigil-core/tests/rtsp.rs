@@ -307,3 +307,38 @@ async fn records_h265() {
         assert_eq!(codec, "hevc");
     }
 }
+
+/// A camera's detect stream is its own RTSP stream (here H.265 beside an H.264 record stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detect_stream_is_a_separate_stream() {
+    let server = RtspServer::start(320, 240, None);
+    let src = |url: String| Source::Rtsp {
+        url,
+        transport: RtspTransport::Tcp,
+        username: None,
+        password: None,
+    };
+    let record = src(server.url());
+    let detect = src(server.url().replace("/live", "/h265"));
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let cam = RtspCamera::new(
+        CameraId::new("gate").unwrap(),
+        &record,
+        Some(&detect),
+        clocks,
+    )
+    .unwrap();
+    for (role, codec) in [
+        (StreamRole::Record, VideoCodec::H264),
+        (StreamRole::Detect, VideoCodec::H265),
+    ] {
+        let mut stream = cam.connect(role).await.unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        let params = first
+            .new_params
+            .expect("parameters come with the first frame");
+        assert_eq!(params.codec, codec, "{role:?}");
+        assert_eq!((params.width, params.height), (320, 240));
+        assert!(first.is_key, "{role:?}: streams start at a key frame");
+    }
+}
