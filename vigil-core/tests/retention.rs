@@ -233,3 +233,25 @@ async fn manual_cleanup_and_an_interrupted_delete() {
     assert_eq!(left.len(), 5);
     assert!(!left.contains(&victim));
 }
+
+/// A filesystem budget this disk cannot meet deletes every recording not marked retained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_percent_budget_uses_the_filesystem() {
+    let mut w = World::new();
+    for h in 0..3 {
+        w.segment("a", RecordingKind::Continuous, NOW - (5 - h) * HOUR, false)
+            .await;
+    }
+    let kept = w
+        .segment("a", RecordingKind::Event, NOW - 6 * HOUR, true)
+        .await;
+    let ret = w.retention(DiskBudget {
+        max_bytes: None,
+        max_percent: Some(0.0001),
+    });
+    let before = ret.storage().await.unwrap();
+    assert!(before.used_percent > 0.0001, "{before:?}");
+    let report = ret.run().await.unwrap();
+    assert_eq!(report.over_budget, 3, "{report:?}");
+    assert_eq!(w.remaining().await, vec![kept]);
+}
