@@ -204,30 +204,43 @@ impl Conv {
         let blocks = rows.div_ceil(block);
         let direct = self.k == 1 && self.stride == 1;
         let kdim = self.k * self.k * self.ci;
+        // The matrix kernel vectorises along the destination's contiguous dimension. With few
+        // output channels that dimension is too short to fill its registers, so the block is
+        // computed pixel-major into scratch and the epilogue transposes it into place.
+        let pixel_major = self.co < PIXEL_MAJOR_BELOW;
         let work = |i: usize| {
             let r0 = i * block;
             let n = block.min(rows - r0);
             SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
+                let Scratch { patches, out } = &mut *scratch;
                 // SAFETY: views are in bounds by the geometry checks above; this block writes
                 // only rows r0..r0+n of dst's channels, which no other block touches.
                 unsafe {
                     let (lhs, lhs_rs) = if direct {
                         (src.at(r0) as *const f32, src.stride as isize)
                     } else {
-                        if scratch.len() < n * kdim {
-                            scratch.resize(n * kdim, 0.0);
+                        if patches.len() < n * kdim {
+                            patches.resize(n * kdim, 0.0);
                         }
-                        self.im2col(src, r0, n, oh, ow, &mut scratch[..n * kdim]);
-                        (scratch.as_ptr(), kdim as isize)
+                        self.im2col(src, r0, n, oh, ow, &mut patches[..n * kdim]);
+                        (patches.as_ptr(), kdim as isize)
+                    };
+                    let (d, d_cs, d_rs) = if pixel_major {
+                        if out.len() < n * self.co {
+                            out.resize(n * self.co, 0.0);
+                        }
+                        (out.as_mut_ptr(), n as isize, 1)
+                    } else {
+                        (dst.at(r0), 1, dst.stride as isize)
                     };
                     gemm::gemm(
                         n,
                         self.co,
                         kdim,
-                        dst.at(r0),
-                        1,
-                        dst.stride as isize,
+                        d,
+                        d_cs,
+                        d_rs,
                         false,
                         lhs,
                         1,
@@ -242,7 +255,8 @@ impl Conv {
                         false,
                         gemm::Parallelism::None,
                     );
-                    epilogue(dst, r0, n, &self.bias, self.silu, residual);
+                    let out = pixel_major.then(|| &mut out[..n * self.co]);
+                    simd::epilogue(dst, r0, n, out, &self.bias, self.silu, residual);
                 }
             });
         };
@@ -284,9 +298,24 @@ impl Conv {
     }
 }
 
+/// Output channels below which a block is computed pixel-major (see [`Conv::run`]).
+const PIXEL_MAJOR_BELOW: usize = 64;
+
+/// A worker's buffers, reused across blocks and calls.
+struct Scratch {
+    /// The block's patch matrix.
+    patches: Vec<f32>,
+    /// The block's output when computed pixel-major.
+    out: Vec<f32>,
+}
+
 thread_local! {
-    /// Each worker's patch matrix, reused across blocks and calls.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            patches: Vec::new(),
+            out: Vec::new(),
+        })
+    };
 }
 
 /// Rows of output pixels per block: enough blocks to share among the threads, each big enough
@@ -298,26 +327,6 @@ fn block_rows(rows: usize, threads: usize) -> usize {
         return even.max(1);
     }
     rows.div_ceil(threads * 4).clamp(64, 256)
-}
-
-/// Adds the bias, applies SiLU and adds the residual on rows `r0..r0+n` of `dst`.
-///
-/// # Safety
-/// The rows must be in `dst` (and `residual`), and owned by the caller's block.
-unsafe fn epilogue(
-    dst: View,
-    r0: usize,
-    n: usize,
-    bias: &[f32],
-    silu: bool,
-    residual: Option<View>,
-) {
-    for p in r0..r0 + n {
-        // SAFETY: p is inside the block; the row has dst.c channels.
-        let row = unsafe { std::slice::from_raw_parts_mut(dst.at(p), dst.c) };
-        let res = residual.map(|r| unsafe { std::slice::from_raw_parts(r.at(p), r.c) as &[f32] });
-        simd::bias_act(row, bias, silu, res);
-    }
 }
 
 /// 5×5 max-pool with stride 1 and 2 pixels of `-inf` padding (SPPF's), separable: along
@@ -391,25 +400,99 @@ pub(crate) fn copy(src: View, dst: View) {
 /// Element-wise maths, compiled twice on x86-64 (baseline SSE2, and AVX2 + FMA picked at run
 /// time) so the exponential in SiLU and sigmoid is vectorised eight wide where the CPU can.
 pub(crate) mod simd {
-    /// `row[i] = act(row[i] + bias[i]) (+ res[i])`.
-    pub fn bias_act(row: &mut [f32], bias: &[f32], silu: bool, res: Option<&[f32]>) {
+    use super::View;
+
+    /// Finishes rows `r0..r0+n` of `dst`: adds the bias, applies SiLU, adds the residual. The
+    /// matrix product is already in `dst`, or, when `pixel_major` is given, there as
+    /// `[channel][pixel]`, to be transposed into `dst`.
+    ///
+    /// # Safety
+    /// The rows must be in `dst` (and `residual`) and owned by the caller.
+    pub unsafe fn epilogue(
+        dst: View,
+        r0: usize,
+        n: usize,
+        pixel_major: Option<&mut [f32]>,
+        bias: &[f32],
+        silu: bool,
+        residual: Option<View>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            unsafe { bias_act_avx2(row, bias, silu, res) };
+            // SAFETY: the CPU has the features the function is compiled for; the rest is the
+            // caller's contract.
+            unsafe { epilogue_avx2(dst, r0, n, pixel_major, bias, silu, residual) };
             return;
         }
-        bias_act_generic(row, bias, silu, res)
+        // SAFETY: the caller's contract.
+        unsafe { epilogue_generic(dst, r0, n, pixel_major, bias, silu, residual) }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn bias_act_avx2(row: &mut [f32], bias: &[f32], silu: bool, res: Option<&[f32]>) {
-        bias_act_generic(row, bias, silu, res)
+    unsafe fn epilogue_avx2(
+        dst: View,
+        r0: usize,
+        n: usize,
+        pixel_major: Option<&mut [f32]>,
+        bias: &[f32],
+        silu: bool,
+        residual: Option<View>,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { epilogue_generic(dst, r0, n, pixel_major, bias, silu, residual) }
     }
 
     #[inline(always)]
-    fn bias_act_generic(row: &mut [f32], bias: &[f32], silu: bool, res: Option<&[f32]>) {
+    unsafe fn epilogue_generic(
+        dst: View,
+        r0: usize,
+        n: usize,
+        pixel_major: Option<&mut [f32]>,
+        bias: &[f32],
+        silu: bool,
+        residual: Option<View>,
+    ) {
+        let c = dst.c;
+        match pixel_major {
+            None => {
+                for p in r0..r0 + n {
+                    // SAFETY: p is one of the caller's rows; the row has c channels.
+                    let row = unsafe { std::slice::from_raw_parts_mut(dst.at(p), c) };
+                    let res = residual
+                        .map(|r| unsafe { std::slice::from_raw_parts(r.at(p), c) as &[f32] });
+                    bias_act(row, bias, silu, res);
+                }
+            }
+            Some(t) => {
+                // Activation along pixels (contiguous, eight at a time), then the transpose.
+                for (o, plane) in t.chunks_exact_mut(n).enumerate().take(c) {
+                    let b = bias[o];
+                    if silu {
+                        plane.iter_mut().for_each(|v| *v = silu_f(*v + b));
+                    } else {
+                        plane.iter_mut().for_each(|v| *v += b);
+                    }
+                }
+                for i in 0..n {
+                    // SAFETY: as above.
+                    let row = unsafe { std::slice::from_raw_parts_mut(dst.at(r0 + i), c) };
+                    for (o, v) in row.iter_mut().enumerate() {
+                        *v = t[o * n + i];
+                    }
+                    if let Some(r) = residual {
+                        // SAFETY: as above.
+                        let res = unsafe { std::slice::from_raw_parts(r.at(r0 + i), c) };
+                        row.iter_mut().zip(res).for_each(|(v, r)| *v += r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `row[i] = act(row[i] + bias[i]) (+ res[i])`.
+    #[inline(always)]
+    fn bias_act(row: &mut [f32], bias: &[f32], silu: bool, res: Option<&[f32]>) {
         let bias = &bias[..row.len()];
         match (silu, res) {
             (true, None) => {
@@ -477,8 +560,11 @@ pub(crate) mod simd {
         // Adding and subtracting 1.5·2^23 rounds to the nearest integer in any rounding mode
         // the FPU is in, without a call to roundf.
         const ROUND: f32 = 12_582_912.0;
-        let x = x.clamp(-87.0, 88.0);
-        let n = (x * LOG2E + ROUND) - ROUND;
+        // max/min rather than clamp: clamp's NaN handling does not vectorise as well.
+        #[allow(clippy::manual_clamp)]
+        let x = x.max(-87.0).min(88.0);
+        let t = x * LOG2E + ROUND;
+        let n = t - ROUND;
         let r = x - n * LN2_HI - n * LN2_LO;
         let p = 1.987_569_1e-4_f32;
         let p = p * r + 1.398_199_9e-3;
@@ -487,8 +573,11 @@ pub(crate) mod simd {
         let p = p * r + 1.666_666_5e-1;
         let p = p * r + 0.5;
         let e = p * r * r + r + 1.0;
-        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-        e * scale
+        // The integer n sits in the low mantissa bits of t (t = 1.5·2^23 + n), so 2^n's
+        // exponent field is (t's bits - bits of 1.5·2^23 + 127) << 23, all integer arithmetic
+        // (a float-to-int cast would saturate, which does not vectorise).
+        let bits = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
+        e * f32::from_bits(bits)
     }
 
     #[cfg(test)]
