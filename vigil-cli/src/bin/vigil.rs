@@ -24,12 +24,44 @@ enum Cmd {
         #[arg(long, env = "VIGIL_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Works with detection models.
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCmd {
+    /// Runs a YOLOv8 network raw: reads the tensor `input` ([1, 3, H, W], f32) from a
+    /// safetensors file and writes the head output `output` ([1, 84, N], f32, before NMS), so
+    /// the model can be compared with another implementation. The size (n to x) comes from
+    /// the weights.
+    Run {
+        /// Weights (safetensors; ultralytics' or candle's names).
+        #[arg(long)]
+        model: PathBuf,
+        /// Safetensors file with the tensor `input`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the safetensors file with the tensor `output`.
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Check { data_dir } => check(data_dir),
+        Cmd::Model {
+            cmd:
+                ModelCmd::Run {
+                    model,
+                    input,
+                    output,
+                },
+        } => model_run(&model, &input, &output),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -38,6 +70,24 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn model_run(
+    model: &std::path::Path,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let m = vigil_detect::yolo::run_safetensors(model, input, output)?;
+    eprintln!(
+        "yolov8{} with {} classes on {} threads: wrote {} in {:.1} ms",
+        m.size().name(),
+        m.classes(),
+        m.threads(),
+        output.display(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
 }
 
 fn check(data_dir: PathBuf) -> anyhow::Result<()> {
