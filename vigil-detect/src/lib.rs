@@ -21,12 +21,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod decode;
 pub mod image;
 mod nn;
 pub mod registry;
 mod synthetic;
 pub mod yolo;
 
+pub use decode::{DecodeOptions, FrameDecoder};
 pub use registry::{DetectorFigures, DetectorStats};
 pub use synthetic::SyntheticCamera;
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};
