@@ -23,12 +23,14 @@
 
 pub mod decode;
 pub mod image;
+pub mod motion;
 mod nn;
 pub mod registry;
 mod synthetic;
 pub mod yolo;
 
 pub use decode::{DecodeOptions, FrameDecoder};
+pub use motion::{MotionDetector, MotionOptions, MotionResult};
 pub use registry::{DetectorFigures, DetectorStats};
 pub use synthetic::SyntheticCamera;
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};
