@@ -512,6 +512,11 @@ pub struct TrackedObject {
     pub last_seen: Timestamp,
     /// Frames since the last detection (0 when detected in the latest frame).
     pub frames_missed: u32,
+    /// Whether the smoothed score has reached the label's threshold: a true positive, worth
+    /// an event (until then it may be a false detection).
+    pub true_positive: bool,
+    /// Zones it has stayed in longer than their loitering time.
+    pub loitering_zones: Vec<String>,
 }
 
 /// Whether a person has looked at an event.

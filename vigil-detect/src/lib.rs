@@ -27,10 +27,12 @@ pub mod motion;
 mod nn;
 pub mod registry;
 mod synthetic;
+pub mod tracker;
 pub mod yolo;
 
 pub use decode::{DecodeOptions, FrameDecoder};
 pub use motion::{MotionDetector, MotionOptions, MotionResult};
 pub use registry::{DetectorFigures, DetectorStats};
 pub use synthetic::SyntheticCamera;
+pub use tracker::{filter_detections, ObjectTracker, TrackerOptions};
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};
