@@ -21,7 +21,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod analyzer;
 pub mod decode;
+pub mod events;
 pub mod image;
 pub mod motion;
 mod nn;
@@ -30,7 +32,9 @@ mod synthetic;
 pub mod tracker;
 pub mod yolo;
 
+pub use analyzer::{Analysis, Analyzer, AnalyzerOptions, DetectMode};
 pub use decode::{DecodeOptions, FrameDecoder};
+pub use events::EventManager;
 pub use motion::{MotionDetector, MotionOptions, MotionResult};
 pub use registry::{DetectorFigures, DetectorStats};
 pub use synthetic::SyntheticCamera;

@@ -1,0 +1,265 @@
+//! From tracked objects to events: a tracked object that becomes a true positive opens an
+//! event; the event is updated when the object gets a better snapshot or enters a zone, and
+//! ends when the tracker gives the object up. The best frame is kept as a JPEG snapshot and a
+//! square thumbnail beside the recordings.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vigil_core::{
+    BBox, BestFrame, CameraId, Error, Event, EventId, IdGenerator, Image, Mutation, Result,
+    ReviewStatus, Timestamp, TrackedObject,
+};
+
+use crate::image::to_rgb;
+
+/// Side of the square thumbnails, in pixels (Frigate's size).
+pub const THUMBNAIL_SIZE: u32 = 175;
+
+/// An event being followed, and its best frame so far.
+#[derive(Debug)]
+struct Open {
+    event: Event,
+    best: Option<Candidate>,
+    /// The best frame changed since its snapshot was last written.
+    snapshot_stale: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    image: Image,
+    bbox: BBox,
+    score: f32,
+    time: Timestamp,
+}
+
+impl Candidate {
+    /// Within 1% of a frame edge: the object is probably cut.
+    fn at_edge(&self) -> bool {
+        let m = 0.01;
+        self.bbox.x1 <= m || self.bbox.y1 <= m || self.bbox.x2 >= 1.0 - m || self.bbox.y2 >= 1.0 - m
+    }
+
+    /// Whether `self` makes a better snapshot than `best`: not cut by the edge first, then a
+    /// higher score, or a clearly bigger view at nearly the same score.
+    fn better_than(&self, best: &Candidate) -> bool {
+        match (self.at_edge(), best.at_edge()) {
+            (false, true) => return true,
+            (true, false) => return false,
+            _ => {}
+        }
+        self.score > best.score
+            || (self.score >= best.score * 0.95 && self.bbox.area() > best.bbox.area() * 1.25)
+    }
+}
+
+/// Turns tracker output into events and their snapshots.
+#[derive(Debug)]
+pub struct EventManager {
+    camera: CameraId,
+    data_dir: PathBuf,
+    ids: Arc<IdGenerator>,
+    open: HashMap<u64, Open>,
+}
+
+impl EventManager {
+    /// Events of `camera`, with snapshots under `data_dir/snapshots/<camera>/`.
+    pub fn new(camera: CameraId, data_dir: &Path, ids: Arc<IdGenerator>) -> EventManager {
+        EventManager {
+            camera,
+            data_dir: data_dir.to_owned(),
+            ids,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Events in progress.
+    pub fn open_events(&self) -> Vec<Event> {
+        self.open.values().map(|o| o.event.clone()).collect()
+    }
+
+    /// Feeds one analysed frame: the objects tracked in it and the ones given up since the
+    /// last frame. Returns the store writes for the events that opened, changed or ended.
+    pub fn update(
+        &mut self,
+        image: &Image,
+        objects: &[TrackedObject],
+        removed: &[TrackedObject],
+    ) -> Result<Vec<Mutation>> {
+        let mut out = Vec::new();
+        for o in objects {
+            if !o.true_positive && !self.open.contains_key(&o.tracker_id) {
+                continue;
+            }
+            let seen_now = o.frames_missed == 0;
+            let candidate = seen_now.then(|| Candidate {
+                image: image.clone(),
+                bbox: o.bbox,
+                score: o.score,
+                time: image.time,
+            });
+            let entry = match self.open.entry(o.tracker_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let id = EventId(self.ids.next(o.first_seen));
+                    v.insert(Open {
+                        event: new_event(id, &self.camera, o),
+                        best: None,
+                        snapshot_stale: false,
+                    })
+                }
+            };
+            let opened = entry.best.is_none() && entry.event.detection_count == 0;
+            let mut changed = opened;
+            if let Some(c) = candidate {
+                entry.event.detection_count += 1;
+                if entry.best.as_ref().is_none_or(|b| c.better_than(b)) {
+                    entry.best = Some(c);
+                    entry.snapshot_stale = true;
+                    changed = true;
+                }
+            }
+            let e = &mut entry.event;
+            for z in &o.entered_zones {
+                if !e.zones.contains(z) {
+                    e.zones.push(z.clone());
+                    changed = true;
+                }
+            }
+            e.score = o.smoothed_score;
+            e.top_score = e.top_score.max(o.top_score);
+            e.bbox = o.bbox;
+            e.stationary = o.stationary;
+            if changed {
+                if entry.snapshot_stale {
+                    write_snapshot(&self.data_dir, entry)?;
+                }
+                out.push(Mutation::PutEvent(Box::new(entry.event.clone())));
+            }
+        }
+        for o in removed {
+            if let Some(mut entry) = self.open.remove(&o.tracker_id) {
+                if entry.snapshot_stale {
+                    write_snapshot(&self.data_dir, &mut entry)?;
+                }
+                entry.event.end_time = Some(o.last_seen);
+                out.push(Mutation::PutEvent(Box::new(entry.event)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends every open event at `time` (the camera stops or is reconfigured).
+    pub fn end_all(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
+        let mut out = Vec::new();
+        for (_, mut entry) in self.open.drain() {
+            if entry.snapshot_stale {
+                write_snapshot(&self.data_dir, &mut entry)?;
+            }
+            entry.event.end_time = Some(time);
+            out.push(Mutation::PutEvent(Box::new(entry.event)));
+        }
+        Ok(out)
+    }
+}
+
+fn new_event(id: EventId, camera: &CameraId, o: &TrackedObject) -> Event {
+    Event {
+        id,
+        camera: camera.clone(),
+        label: o.label.clone(),
+        sub_label: None,
+        score: o.smoothed_score,
+        top_score: o.top_score,
+        start_time: o.first_seen,
+        end_time: None,
+        zones: Vec::new(),
+        tracker_id: Some(o.tracker_id),
+        bbox: o.bbox,
+        has_clip: true,
+        has_snapshot: false,
+        retain: false,
+        review: ReviewStatus::Unreviewed,
+        notes: None,
+        risk_score: None,
+        best: None,
+        stationary: o.stationary,
+        detection_count: 0,
+    }
+}
+
+/// Writes the best frame as `snapshots/<camera>/<event>.jpg` and its thumbnail
+/// `<event>-thumb.jpg` (write to a temporary name, then rename), and records them.
+fn write_snapshot(data_dir: &Path, entry: &mut Open) -> Result<()> {
+    let Some(best) = &entry.best else {
+        return Ok(());
+    };
+    let e = &mut entry.event;
+    let rel_dir = format!("snapshots/{}", e.camera);
+    let dir = data_dir.join(&rel_dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|err| Error::internal(format!("cannot create {}: {err}", dir.display())))?;
+    let rgb = to_rgb(&best.image)?;
+    let (w, h) = (best.image.width, best.image.height);
+    let snapshot = format!("{rel_dir}/{}.jpg", e.id);
+    let thumbnail = format!("{rel_dir}/{}-thumb.jpg", e.id);
+    write_jpeg_atomically(&data_dir.join(&snapshot), &rgb, w, h, 85)?;
+    let (thumb, side) = square_crop(&rgb, w, h, &best.bbox, THUMBNAIL_SIZE);
+    write_jpeg_atomically(&data_dir.join(&thumbnail), &thumb, side, side, 80)?;
+    e.best = Some(BestFrame {
+        time: best.time,
+        bbox: best.bbox,
+        score: best.score,
+        snapshot_path: Some(snapshot),
+        thumbnail_path: Some(thumbnail),
+    });
+    e.has_snapshot = true;
+    entry.snapshot_stale = false;
+    Ok(())
+}
+
+/// Encodes packed RGB as a baseline JPEG.
+pub fn encode_jpeg(rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<Vec<u8>> {
+    let (w16, h16) = (
+        u16::try_from(w).map_err(|_| Error::invalid(format!("{w} px is too wide for JPEG")))?,
+        u16::try_from(h).map_err(|_| Error::invalid(format!("{h} px is too tall for JPEG")))?,
+    );
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(rgb, w16, h16, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| Error::internal(format!("JPEG encoding failed: {e}")))?;
+    Ok(out)
+}
+
+fn write_jpeg_atomically(path: &Path, rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<()> {
+    let bytes = encode_jpeg(rgb, w, h, quality)?;
+    let tmp = path.with_extension("jpg.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// A square around `bbox` (its larger side plus 10%, kept inside the frame), scaled to
+/// `size × size`.
+fn square_crop(rgb: &[u8], w: u32, h: u32, bbox: &BBox, size: u32) -> (Vec<u8>, u32) {
+    let (wf, hf) = (w as f32, h as f32);
+    let side = ((bbox.x2 - bbox.x1) * wf).max((bbox.y2 - bbox.y1) * hf) * 1.1;
+    let side = side.clamp(8.0, wf.min(hf));
+    let cx = (bbox.x1 + bbox.x2) / 2.0 * wf;
+    let cy = (bbox.y1 + bbox.y2) / 2.0 * hf;
+    let x0 = (cx - side / 2.0).clamp(0.0, wf - side);
+    let y0 = (cy - side / 2.0).clamp(0.0, hf - side);
+    let mut out = vec![0u8; (size * size * 3) as usize];
+    let step = side / size as f32;
+    for y in 0..size {
+        let sy = ((y0 + (y as f32 + 0.5) * step) as u32).min(h - 1);
+        for x in 0..size {
+            let sx = ((x0 + (x as f32 + 0.5) * step) as u32).min(w - 1);
+            let from = ((sy * w + sx) * 3) as usize;
+            let to = ((y * size + x) * 3) as usize;
+            out[to..to + 3].copy_from_slice(&rgb[from..from + 3]);
+        }
+    }
+    (out, size)
+}
