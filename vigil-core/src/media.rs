@@ -125,6 +125,16 @@ pub trait Detector: Send + Sync {
     fn info(&self) -> DetectorInfo;
     /// Objects in `image`, with boxes normalised to the image.
     async fn detect(&self, image: Arc<Image>) -> Result<Vec<ObjectDetection>>;
+
+    /// Objects in each of `images` (the regions of one frame). Backends that batch override
+    /// this; the default runs them one by one.
+    async fn detect_many(&self, images: Vec<Arc<Image>>) -> Result<Vec<Vec<ObjectDetection>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for image in images {
+            out.push(self.detect(image).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Follows objects across the frames of one camera and gives them stable ids.

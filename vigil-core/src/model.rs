@@ -92,6 +92,19 @@ impl BBox {
         (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
     }
 
+    /// Intersection over union with `other` (0 when both are empty).
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let iw = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let ih = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+
     /// The point where Frigate places an object for zone membership: bottom centre.
     pub fn bottom_center(&self) -> Point {
         Point {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vigil_core::{
-    CameraId, Detector, IdGenerator, Image, Mutation, ObjectDetection, ObjectFilter, Result,
+    BBox, CameraId, Detector, IdGenerator, Image, Mutation, ObjectDetection, ObjectFilter, Result,
     Timestamp, TrackedObject, Tracker, VideoFrame,
 };
 
@@ -22,6 +22,11 @@ pub enum DetectMode {
     Motion,
     /// A detector on the whole picture, run when there is motion or an object to follow.
     Full(Arc<dyn Detector>),
+    /// A detector on square regions around motion and the objects followed (never smaller
+    /// than the detector's input), batched; boxes are mapped back to the picture and the
+    /// duplicates where regions overlap merged. Small, distant objects are found at the
+    /// detector's full resolution, and still scenes cost nothing.
+    Regions(Arc<dyn Detector>),
 }
 
 impl std::fmt::Debug for DetectMode {
@@ -29,6 +34,7 @@ impl std::fmt::Debug for DetectMode {
         match self {
             DetectMode::Motion => f.write_str("Motion"),
             DetectMode::Full(d) => write!(f, "Full({})", d.info().name),
+            DetectMode::Regions(d) => write!(f, "Regions({})", d.info().name),
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct Analyzer {
     events: EventManager,
     options: AnalyzerOptions,
     last: Option<Image>,
+    /// Pictures analysed.
+    frames: u64,
 }
 
 impl Analyzer {
@@ -91,6 +99,7 @@ impl Analyzer {
             events: EventManager::new(camera, data_dir, ids),
             options,
             last: None,
+            frames: 0,
         })
     }
 
@@ -123,7 +132,21 @@ impl Analyzer {
                     d.detect(Arc::new(image.clone())).await?
                 }
             }
+            DetectMode::Regions(d) => {
+                let objects = self.tracker.objects();
+                let min_side = d.info().input_size;
+                let regions = regions(
+                    &motion.boxes,
+                    &objects,
+                    image.width,
+                    image.height,
+                    min_side,
+                    self.frames,
+                );
+                detect_regions(d.as_ref(), &image, &regions).await?
+            }
         };
+        self.frames += 1;
         let detections = filter_detections(
             &raw,
             &self.options.labels,
@@ -147,5 +170,141 @@ impl Analyzer {
     /// Ends the open events at `time` (the stream ended or the camera stops).
     pub fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
         self.events.end_all(time)
+    }
+}
+
+/// Frames between checks of a stationary object.
+const STATIONARY_EVERY: u64 = 5;
+
+/// Squares (`x0`, `y0`, side, in pixels) to run the detector on: one around each motion box
+/// and each followed object (stationary ones every few frames), at least `min_side` (the
+/// detector's input, so nothing is scaled up), at most the picture's shorter side, kept inside
+/// the picture; a square mostly inside one already chosen is dropped.
+pub fn regions(
+    motion: &[BBox],
+    objects: &[TrackedObject],
+    width: u32,
+    height: u32,
+    min_side: u32,
+    frame: u64,
+) -> Vec<(u32, u32, u32)> {
+    let (w, h) = (width as f32, height as f32);
+    let max_side = width.min(height);
+    let mut wanted: Vec<BBox> = motion.to_vec();
+    wanted.extend(
+        objects
+            .iter()
+            .filter(|o| !o.stationary || frame.is_multiple_of(STATIONARY_EVERY))
+            .map(|o| o.bbox),
+    );
+    let mut squares: Vec<(u32, u32, u32)> = wanted
+        .iter()
+        .map(|b| {
+            let (bw, bh) = ((b.x2 - b.x1) * w, (b.y2 - b.y1) * h);
+            let side = ((bw.max(bh) * 1.2).ceil() as u32).clamp(min_side.min(max_side), max_side);
+            let (cx, cy) = ((b.x1 + b.x2) / 2.0 * w, (b.y1 + b.y2) / 2.0 * h);
+            let x0 = (cx - side as f32 / 2.0).clamp(0.0, (width - side) as f32) as u32;
+            let y0 = (cy - side as f32 / 2.0).clamp(0.0, (height - side) as f32) as u32;
+            (x0, y0, side)
+        })
+        .collect();
+    squares.sort_by_key(|s| std::cmp::Reverse(s.2));
+    let mut chosen: Vec<(u32, u32, u32)> = Vec::new();
+    for s in squares {
+        let covered = chosen.iter().any(|c| {
+            let ix = (s.0 + s.2).min(c.0 + c.2).saturating_sub(s.0.max(c.0));
+            let iy = (s.1 + s.2).min(c.1 + c.2).saturating_sub(s.1.max(c.1));
+            u64::from(ix) * u64::from(iy) * 10 >= u64::from(s.2) * u64::from(s.2) * 8
+        });
+        if !covered {
+            chosen.push(s);
+        }
+    }
+    chosen
+}
+
+/// Runs `detector` on the `regions` of `image` in one batch and returns the detections in
+/// picture coordinates, duplicates (same label, overlapping more than half) merged.
+async fn detect_regions(
+    detector: &dyn Detector,
+    image: &Image,
+    regions: &[(u32, u32, u32)],
+) -> Result<Vec<ObjectDetection>> {
+    if regions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rgb = Image {
+        width: image.width,
+        height: image.height,
+        format: vigil_core::PixelFormat::Rgb8,
+        data: crate::image::to_rgb(image)?.into(),
+        time: image.time,
+    };
+    let crops = regions
+        .iter()
+        .map(|&(x0, y0, side)| crate::image::crop_rgb(&rgb, x0, y0, side).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let found = detector.detect_many(crops).await?;
+    let (w, h) = (image.width as f32, image.height as f32);
+    let mut all: Vec<ObjectDetection> = Vec::new();
+    for (&(x0, y0, side), dets) in regions.iter().zip(found) {
+        let s = side as f32;
+        for d in dets {
+            all.push(ObjectDetection {
+                bbox: vigil_core::BBox {
+                    x1: (x0 as f32 + d.bbox.x1 * s) / w,
+                    y1: (y0 as f32 + d.bbox.y1 * s) / h,
+                    x2: (x0 as f32 + d.bbox.x2 * s) / w,
+                    y2: (y0 as f32 + d.bbox.y2 * s) / h,
+                },
+                ..d
+            });
+        }
+    }
+    all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<ObjectDetection> = Vec::new();
+    for d in all {
+        if !kept
+            .iter()
+            .any(|k| k.label == d.label && k.bbox.iou(&d.bbox) > 0.5)
+        {
+            kept.push(d);
+        }
+    }
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
+        BBox { x1, y1, x2, y2 }
+    }
+
+    #[test]
+    fn regions_are_model_sized_squares_inside_the_picture() {
+        // A small box near the right edge of 1280x720: a 320 square pushed inside.
+        let r = regions(&[b(0.95, 0.5, 0.99, 0.55)], &[], 1280, 720, 320, 0);
+        assert_eq!(r, vec![(960, 217, 320)]);
+        // A big box: its side plus a margin, capped at the picture's height.
+        let r = regions(&[b(0.1, 0.0, 0.6, 1.0)], &[], 1280, 720, 320, 0);
+        assert_eq!(r[0].2, 720);
+        // A box inside another's region adds nothing; a far one adds a region.
+        let r = regions(
+            &[
+                b(0.4, 0.4, 0.5, 0.5),
+                b(0.42, 0.42, 0.45, 0.45),
+                b(0.0, 0.0, 0.05, 0.05),
+            ],
+            &[],
+            1280,
+            720,
+            320,
+            0,
+        );
+        assert_eq!(r.len(), 2, "{r:?}");
+        // Nothing moving, nothing followed: nothing to look at.
+        assert!(regions(&[], &[], 1280, 720, 320, 0).is_empty());
     }
 }

@@ -38,6 +38,35 @@ pub fn to_rgb(image: &Image) -> Result<Vec<u8>> {
     })
 }
 
+/// The square `side × side` at (`x0`, `y0`) of `image`, as packed RGB (I420, grey or RGB in).
+/// The square must lie inside the picture.
+pub fn crop_rgb(image: &Image, x0: u32, y0: u32, side: u32) -> Result<Image> {
+    if side == 0 || x0 + side > image.width || y0 + side > image.height {
+        return Err(Error::invalid(format!(
+            "crop {side}x{side} at ({x0}, {y0}) is outside the {}x{} picture",
+            image.width, image.height
+        )));
+    }
+    let full = match image.format {
+        PixelFormat::Rgb8 => None,
+        _ => Some(to_rgb(image)?),
+    };
+    let rgb: &[u8] = full.as_deref().unwrap_or(&image.data);
+    let (w, s) = (image.width as usize, side as usize);
+    let mut out = Vec::with_capacity(s * s * 3);
+    for y in y0 as usize..y0 as usize + s {
+        let row = (y * w + x0 as usize) * 3;
+        out.extend_from_slice(&rgb[row..row + s * 3]);
+    }
+    Ok(Image {
+        width: side,
+        height: side,
+        format: PixelFormat::Rgb8,
+        data: out.into(),
+        time: image.time,
+    })
+}
+
 /// BT.601 limited-range YUV to RGB, in 16.16 fixed point.
 #[inline]
 pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {

@@ -166,18 +166,6 @@ fn from_centre([cx, cy, w, h]: [f32; 4]) -> BBox {
     }
 }
 
-fn iou(a: &BBox, b: &BBox) -> f32 {
-    let iw = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
-    let ih = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
-    let inter = iw * ih;
-    let union = a.area() + b.area() - inter;
-    if union <= 0.0 {
-        0.0
-    } else {
-        inter / union
-    }
-}
-
 impl Track {
     fn predicted_box(&self, time: Timestamp) -> BBox {
         let dt = ((time.0 - self.at.0) as f32 / 1e6).max(0.0);
@@ -306,7 +294,7 @@ impl ObjectTracker {
         if median >= threshold {
             o.true_positive = true;
         }
-        if iou(&t.anchor, &d.bbox) >= stationary_iou {
+        if t.anchor.iou(&d.bbox) >= stationary_iou {
             t.still_frames += 1;
         } else {
             t.anchor = d.bbox;
@@ -363,7 +351,7 @@ impl Tracker for ObjectTracker {
                 if d.label != t.object.label {
                     continue;
                 }
-                let overlap = iou(&predicted, &d.bbox);
+                let overlap = predicted.iou(&d.bbox);
                 let dc = centre(&d.bbox);
                 let diag = (pc[2].hypot(pc[3])).max(dc[2].hypot(dc[3])).max(1e-4);
                 let distance = (pc[0] - dc[0]).hypot(pc[1] - dc[1]) / diag;

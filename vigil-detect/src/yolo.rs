@@ -620,6 +620,16 @@ impl Detector for YoloDetector {
             .map_err(|e| Error::internal(format!("detector task failed: {e}")))?
             .map(|mut v| v.pop().unwrap_or_default())
     }
+
+    async fn detect_many(&self, images: Vec<Arc<Image>>) -> Result<Vec<Vec<ObjectDetection>>> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&Image> = images.iter().map(|i| i.as_ref()).collect();
+            this.detect_batch(&refs)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("detector task failed: {e}")))?
+    }
 }
 
 #[cfg(test)]

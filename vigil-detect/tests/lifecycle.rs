@@ -9,6 +9,7 @@ use vigil_core::h264::AccessUnits;
 use vigil_core::{Batch, CameraId, EventFilter, IdGenerator, Query, Store, Timestamp, VideoFrame};
 use vigil_detect::{
     Analyzer, AnalyzerOptions, DecodeOptions, DetectMode, MotionOptions, TrackerOptions,
+    YoloDetector, YoloOptions, YoloV8,
 };
 use vigil_store::LmdbStore;
 
@@ -45,27 +46,35 @@ fn crossing_square(dir: &std::path::Path) -> std::path::PathBuf {
     out
 }
 
-#[tokio::test]
-async fn a_square_crossing_the_frame_becomes_one_event_with_a_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let video = crossing_square(dir.path());
-    let store = LmdbStore::open(&dir.path().join("db"), Default::default()).unwrap();
-    let ids = Arc::new(IdGenerator::new(0));
-    let camera = CameraId::new("yard").unwrap();
-    let options = AnalyzerOptions {
+const START: Timestamp = Timestamp(1_700_000_000_000_000);
+
+fn options(mode: DetectMode) -> AnalyzerOptions {
+    AnalyzerOptions {
         decode: DecodeOptions {
             width: Some(320),
             height: Some(180),
             fps: Some(5.0),
         },
         motion: MotionOptions::default(),
-        mode: DetectMode::Motion,
+        mode,
         labels: Vec::new(),
         filters: Vec::new(),
         tracker: TrackerOptions::default(),
-    };
-    let mut analyzer = Analyzer::new(camera.clone(), dir.path(), ids, options).unwrap();
-    let start = Timestamp(1_700_000_000_000_000);
+    }
+}
+
+/// Feeds the video through an analyser into the store; returns (pictures analysed, pictures
+/// with motion).
+async fn analyse(
+    dir: &std::path::Path,
+    store: &LmdbStore,
+    options: AnalyzerOptions,
+) -> (usize, usize) {
+    let video = crossing_square(dir);
+    let ids = Arc::new(IdGenerator::new(0));
+    let camera = CameraId::new("yard").unwrap();
+    let mut analyzer = Analyzer::new(camera, dir, ids, options).unwrap();
+    let start = START;
     let aus = AccessUnits::default()
         .split(&std::fs::read(&video).unwrap())
         .unwrap();
@@ -99,6 +108,16 @@ async fn a_square_crossing_the_frame_becomes_one_event_with_a_snapshot() {
         })
         .await
         .unwrap();
+    (analysed, moving_frames)
+}
+
+#[tokio::test]
+async fn a_square_crossing_the_frame_becomes_one_event_with_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::open(&dir.path().join("db"), Default::default()).unwrap();
+    let (analysed, moving_frames) = analyse(dir.path(), &store, options(DetectMode::Motion)).await;
+    let camera = CameraId::new("yard").unwrap();
+    let start = START;
     assert_eq!(analysed, 60, "5 fps of a 10 fps stream for 12 s");
     assert!(
         (15..=35).contains(&moving_frames),
@@ -150,4 +169,65 @@ async fn a_square_crossing_the_frame_becomes_one_event_with_a_snapshot() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "175,175");
+}
+
+/// The same scene through YOLOv8 on regions around the motion, with the seeded-random
+/// reference weights: their detections mean nothing, but they must flow through regions,
+/// batching, mapping, tracking and events like real ones, and the model must only run while
+/// something moves or is followed.
+#[tokio::test]
+async fn yolo_on_motion_regions_runs_only_when_needed_and_stores_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::open(&dir.path().join("db"), Default::default()).unwrap();
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/yolov8/yolov8n-random.safetensors");
+    let model = Arc::new(YoloV8::load(&weights).unwrap());
+    let detector = YoloDetector::new(
+        model,
+        YoloOptions {
+            input_size: 160,
+            min_score: 0.3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let stats = detector.stats().clone();
+    // Random weights score low: let their weaker detections count as real objects.
+    let mut options = options(DetectMode::Regions(Arc::new(detector)));
+    options.tracker.default_threshold = 0.3;
+    let (analysed, moving_frames) = analyse(dir.path(), &store, options).await;
+    assert_eq!(analysed, 60);
+    let figures = stats.figures();
+    assert!(figures.runs > 0, "the detector never ran");
+    // Before the square appears nothing moves and nothing is followed: the first 3 s (15
+    // pictures) cost no inference at all.
+    assert!(
+        figures.runs as usize <= analysed - 14,
+        "{figures:?} for {moving_frames} moving pictures"
+    );
+    assert!(figures.inference_ms > 0.0);
+    let events = store
+        .events(&Query::new(EventFilter::default()))
+        .await
+        .unwrap()
+        .items;
+    for e in &events {
+        assert!(
+            vigil_detect::yolo::COCO_CLASSES.contains(&e.label.as_str()),
+            "{}",
+            e.label
+        );
+        assert!(e.end_time.is_some() && e.has_snapshot, "{e:#?}");
+        let snapshot = e
+            .best
+            .as_ref()
+            .and_then(|b| b.snapshot_path.clone())
+            .unwrap();
+        assert!(dir.path().join(snapshot).exists());
+    }
+    eprintln!(
+        "{} events from {} detector runs",
+        events.len(),
+        figures.runs
+    );
 }
