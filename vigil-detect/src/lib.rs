@@ -1,19 +1,32 @@
-//! Everything in Vigil that touches pixels. Today: the synthetic camera, which draws a moving
-//! scene and encodes it to H.264 in process (OpenH264), so that `vigild` has a working camera on
-//! a machine with none. Decoding, motion, YOLOv8 and tracking follow.
+//! Everything in Vigil that looks at pixels: decoding the detect stream ([`FrameDecoder`]),
+//! motion ([`MotionDetector`]), YOLOv8 on the CPU ([`YoloV8`], [`YoloDetector`]), tracking
+//! ([`ObjectTracker`]), events with snapshots ([`EventManager`]), the chain of all of them for
+//! one camera ([`Analyzer`]), and the synthetic demo camera ([`SyntheticCamera`]).
 //!
 //! # Example
 //!
-//! ```no_run
-//! # async fn f() -> vigil_core::Result<()> {
-//! use std::sync::Arc;
-//! use vigil_core::{Camera, CameraId, RealClocks, StreamRole};
-//! use vigil_detect::SyntheticCamera;
+//! Run a YOLOv8 network on a picture (here one with seeded random weights; load real ones with
+//! [`YoloV8::load`]) and follow what it finds:
 //!
-//! let cam = SyntheticCamera::new(CameraId::new("demo")?, 640, 360, 15, Arc::new(RealClocks::default()))?;
-//! let mut stream = cam.connect(StreamRole::Record).await?;
-//! let first = stream.next().await?.expect("a frame");
-//! assert!(first.is_key);
+//! ```
+//! # fn main() -> vigil_core::Result<()> {
+//! use std::sync::Arc;
+//! use vigil_core::{Image, PixelFormat, Timestamp, Tracker};
+//! use vigil_detect::{ObjectTracker, TrackerOptions, YoloDetector, YoloOptions, YoloV8};
+//!
+//! let model = Arc::new(YoloV8::random('n', 80, 1)?);
+//! let detector = YoloDetector::new(model, YoloOptions { input_size: 64, ..Default::default() })?;
+//! let picture = Image {
+//!     width: 128,
+//!     height: 96,
+//!     format: PixelFormat::Rgb8,
+//!     data: vec![90u8; 128 * 96 * 3].into(),
+//!     time: Timestamp(0),
+//! };
+//! let found = detector.detect_batch(&[&picture])?.remove(0);
+//! let mut tracker = ObjectTracker::new(TrackerOptions::default());
+//! let objects = tracker.update(picture.time, &found);
+//! assert_eq!(objects.len(), found.len());
 //! # Ok(())
 //! # }
 //! ```
