@@ -74,4 +74,23 @@ async fn vigild_records_its_demo_camera() {
     assert_eq!((recs[0].width, recs[0].height), (1280, 720));
     let secs: f64 = recs.iter().map(|r| r.duration_us() as f64 / 1e6).sum();
     assert!(secs > 13.0, "{secs} s recorded");
+
+    // The demo scene moves all the time: motion made events, ended by the shutdowns at the
+    // latest, each with a snapshot on disk.
+    let events = store
+        .events(&vigil_core::Query::new(vigil_core::EventFilter::default()))
+        .await
+        .unwrap()
+        .items;
+    assert!(!events.is_empty(), "no events from the demo camera");
+    for e in &events {
+        assert_eq!((e.camera.as_str(), e.label.as_str()), ("demo", "motion"));
+        assert!(e.end_time.is_some(), "{e:#?}");
+        let snapshot = e
+            .best
+            .as_ref()
+            .and_then(|b| b.snapshot_path.clone())
+            .expect("a snapshot");
+        assert!(data.join(snapshot).exists());
+    }
 }

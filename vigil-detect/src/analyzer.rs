@@ -173,6 +173,51 @@ impl Analyzer {
     }
 }
 
+#[async_trait::async_trait]
+impl vigil_core::pipeline::FrameAnalyzer for Analyzer {
+    async fn analyze(&mut self, frame: &VideoFrame) -> Result<Vec<Mutation>> {
+        Ok(self
+            .push(frame)
+            .await?
+            .map(|a| a.mutations)
+            .unwrap_or_default())
+    }
+
+    fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
+        Analyzer::finish(self, time)
+    }
+}
+
+impl AnalyzerOptions {
+    /// The options a camera's configuration asks for, finding objects with `mode`.
+    pub fn for_camera(cfg: &vigil_core::CameraConfig, mode: DetectMode) -> AnalyzerOptions {
+        let even = |v: u32| (v.max(16) / 2) * 2;
+        let motion_only = matches!(mode, DetectMode::Motion);
+        AnalyzerOptions {
+            decode: DecodeOptions {
+                width: Some(even(cfg.detect.width)),
+                height: Some(even(cfg.detect.height)),
+                fps: Some(f64::from(cfg.detect.fps.max(1))),
+            },
+            motion: MotionOptions::from(&cfg.motion),
+            mode,
+            // Motion's objects are labelled `motion`, which no label list names.
+            labels: if motion_only {
+                Vec::new()
+            } else {
+                cfg.detect.labels.clone()
+            },
+            filters: cfg.detect.filters.clone(),
+            tracker: TrackerOptions {
+                filters: cfg.detect.filters.clone(),
+                zones: cfg.zones.clone(),
+                max_missed: (cfg.detect.fps.max(1) * cfg.detect.max_disappeared_s.max(1)).max(3),
+                ..TrackerOptions::default()
+            },
+        }
+    }
+}
+
 /// Frames between checks of a stationary object.
 const STATIONARY_EVERY: u64 = 5;
 

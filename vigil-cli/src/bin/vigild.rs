@@ -9,9 +9,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use vigil_core::camera::{FileCamera, RtspCamera};
-use vigil_core::pipeline::{CameraFactory, DiskBudget, Nvr, NvrOptions};
+use vigil_core::pipeline::{
+    AnalysisContext, AnalyzerFactory, CameraFactory, DiskBudget, FrameAnalyzer, Nvr, NvrOptions,
+};
 use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
 use vigil_detect::SyntheticCamera;
+use vigil_detect::{Analyzer, AnalyzerOptions, DetectMode};
 use vigil_store::{LmdbStore, StoreOptions};
 
 /// The Vigil network video recorder daemon.
@@ -82,6 +85,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 max_bytes: args.max_storage_bytes,
                 max_percent: args.max_storage_percent,
             },
+            analyzers: Some(analyzers()),
             ..NvrOptions::default()
         };
         let nvr = Nvr::start(
@@ -116,6 +120,19 @@ fn percent(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{v} is not a percentage between 1 and 100"))
     }
+}
+
+/// Each camera's analysis: motion as the detector for now (no model is configured yet), for
+/// every camera whose motion detection is on.
+fn analyzers() -> AnalyzerFactory {
+    Arc::new(|cfg: &CameraConfig, ctx: &AnalysisContext| {
+        if !cfg.motion.enabled {
+            return Ok(None);
+        }
+        let options = AnalyzerOptions::for_camera(cfg, DetectMode::Motion);
+        let analyzer = Analyzer::new(cfg.id.clone(), &ctx.data_dir, ctx.ids.clone(), options)?;
+        Ok(Some(Box::new(analyzer) as Box<dyn FrameAnalyzer>))
+    })
 }
 
 /// The cameras `vigild` knows how to build.

@@ -1,4 +1,5 @@
-//! One camera at work: its record stream supervised and fed to its recorder.
+//! One camera at work: its record stream supervised and fed to its recorder, and optionally
+//! its detect stream fed to an analyser.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::analysis::{self, AnalysisInput, AnalysisStats, FrameAnalyzer};
 use super::recorder::{Recorder, RecorderInput, RecorderOptions, RecorderStats};
 use super::supervisor::{
     supervise, SharedCounters, StreamCounters, StreamStats, SupervisorOptions,
@@ -26,6 +28,15 @@ pub struct CameraTask {
     stop: watch::Sender<bool>,
     sup: tokio::task::JoinHandle<()>,
     rec: std::thread::JoinHandle<()>,
+    analysis: Option<Analysis>,
+}
+
+/// The analysis branch: its supervisor, its task and their figures.
+struct Analysis {
+    counters: SharedCounters,
+    stats: Arc<Mutex<AnalysisStats>>,
+    sup: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// How a [`CameraTask`] runs.
@@ -82,7 +93,60 @@ impl CameraTask {
             stop,
             sup,
             rec,
+            analysis: None,
         })
+    }
+
+    /// Starts analysing the camera's detect stream (its record stream when it has no
+    /// separate one) with `analyzer`, writing what it finds to `store`. The branch has its own
+    /// connection and a short queue: a slow analyser delays only its own stream.
+    pub fn start_analysis(
+        &mut self,
+        camera: Arc<dyn Camera>,
+        analyzer: Box<dyn FrameAnalyzer>,
+        store: Arc<dyn Store>,
+        supervisor: SupervisorOptions,
+    ) {
+        let counters = Arc::new(Mutex::new(StreamCounters::default()));
+        let stats = Arc::new(Mutex::new(AnalysisStats::default()));
+        let (tx, rx) = mpsc::channel(32);
+        let camera_name = camera.id().to_string();
+        let sup = tokio::spawn(supervise::<AnalysisInput>(
+            camera,
+            StreamRole::Detect,
+            supervisor,
+            self.clocks.clone(),
+            counters.clone(),
+            tx,
+            self.stop.subscribe(),
+        ));
+        let task = tokio::spawn(analysis::run(
+            analyzer,
+            rx,
+            store,
+            self.clocks.clone(),
+            stats.clone(),
+            camera_name,
+        ));
+        self.analysis = Some(Analysis {
+            counters,
+            stats,
+            sup,
+            task,
+        });
+    }
+
+    /// The detect stream's state and the analysis figures, when analysis runs.
+    pub fn analysis_stats(&self) -> Option<(StreamStats, AnalysisStats)> {
+        let a = self.analysis.as_ref()?;
+        let now = self.clocks.monotonic_us();
+        let stream = a
+            .counters
+            .lock()
+            .map(|mut c| c.snapshot(now))
+            .unwrap_or_default();
+        let stats = a.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        Some((stream, stats))
     }
 
     /// The record stream's state now.
@@ -120,6 +184,10 @@ impl CameraTask {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.sup.await;
+        if let Some(a) = self.analysis {
+            let _ = a.sup.await;
+            let _ = a.task.await;
+        }
         drop(self.input);
         let rec = self.rec;
         let _ = tokio::task::spawn_blocking(move || rec.join()).await;

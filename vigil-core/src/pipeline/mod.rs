@@ -1,6 +1,7 @@
 //! The running system: [`Nvr`] holds a [`CameraTask`] per enabled camera, which supervises the
 //! camera's record stream ([`supervise`]) and feeds its [`Recorder`].
 
+pub mod analysis;
 pub mod camera_task;
 pub mod clip;
 pub mod nvr;
@@ -8,6 +9,7 @@ pub mod recorder;
 pub mod retention;
 pub mod supervisor;
 
+pub use analysis::{AnalysisContext, AnalysisInput, AnalysisStats, AnalyzerFactory, FrameAnalyzer};
 pub use camera_task::{CameraTask, CameraTaskOptions};
 pub use clip::{write_clip, ClipInfo};
 pub use nvr::{CameraFactory, CameraStatus, Nvr, NvrOptions};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use super::analysis::{AnalysisContext, AnalyzerFactory};
 use super::camera_task::{CameraTask, CameraTaskOptions};
 use super::recorder::{reconcile, RecorderStats};
 use super::retention::{DiskBudget, Retention};
@@ -44,12 +45,24 @@ struct Entry {
 }
 
 /// How an [`Nvr`] runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NvrOptions {
     /// Limits on the space recordings take.
     pub budget: DiskBudget,
     /// How often retention runs.
     pub retention_interval: std::time::Duration,
+    /// Builds each camera's analyser (motion, detection, events); `None` records only.
+    pub analyzers: Option<AnalyzerFactory>,
+}
+
+impl std::fmt::Debug for NvrOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvrOptions")
+            .field("budget", &self.budget)
+            .field("retention_interval", &self.retention_interval)
+            .field("analyzers", &self.analyzers.is_some())
+            .finish()
+    }
 }
 
 impl Default for NvrOptions {
@@ -57,6 +70,7 @@ impl Default for NvrOptions {
         NvrOptions {
             budget: DiskBudget::default(),
             retention_interval: std::time::Duration::from_secs(60),
+            analyzers: None,
         }
     }
 }
@@ -72,6 +86,7 @@ pub struct Nvr {
     factory: CameraFactory,
     supervisor: SupervisorOptions,
     cameras: Mutex<BTreeMap<CameraId, Entry>>,
+    analyzers: Option<AnalyzerFactory>,
 }
 
 impl Nvr {
@@ -117,6 +132,7 @@ impl Nvr {
             factory,
             supervisor: SupervisorOptions::default(),
             cameras: Mutex::new(BTreeMap::new()),
+            analyzers: opts.analyzers,
         };
         for cfg in store.cameras().await? {
             nvr.put_camera(&cfg).await;
@@ -142,13 +158,32 @@ impl Nvr {
                 let mut opts = CameraTaskOptions::new(&self.data_dir);
                 opts.record = cfg.record.clone();
                 opts.supervisor = self.supervisor.clone();
-                CameraTask::start(
-                    camera,
+                let mut task = CameraTask::start(
+                    camera.clone(),
                     opts,
                     self.store.clone(),
                     self.ids.clone(),
                     self.clocks.clone(),
-                )
+                )?;
+                let context = AnalysisContext {
+                    data_dir: self.data_dir.clone(),
+                    ids: self.ids.clone(),
+                };
+                if let Some(factory) = &self.analyzers {
+                    match factory(cfg, &context) {
+                        Ok(Some(analyzer)) => task.start_analysis(
+                            camera,
+                            analyzer,
+                            self.store.clone(),
+                            self.supervisor.clone(),
+                        ),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(camera = %cfg.id, err = %e, "analysis not started")
+                        }
+                    }
+                }
+                Ok(task)
             });
             match started {
                 Ok(t) => entry.task = Some(t),
