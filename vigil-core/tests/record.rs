@@ -74,6 +74,14 @@ async fn records_a_file_camera_into_contiguous_playable_segments() {
     assert!(stats.frames > 200, "{stats:?}");
     assert_eq!(stats.connections, 1);
     assert!((stats.fps - 30.0).abs() < 3.0, "{stats:?}");
+    // The bitrate is the stream's: the file's bytes per second of video, give or take the
+    // unevenness of a few seconds' window (key frames are bigger).
+    let file_bps = std::fs::metadata(&h264).unwrap().len() as f64 * 8.0 / 3.0;
+    assert!(
+        (0.6..1.6).contains(&(stats.bitrate_bps / file_bps)),
+        "{} bit/s measured, the file has {file_bps}",
+        stats.bitrate_bps
+    );
 }
 
 /// A clip across three segments starts at the key frame before the start asked for, plays, and
@@ -161,6 +169,52 @@ async fn event_mode_keeps_pre_and_post_capture() {
         (800_000..=1_300_000).contains(&post),
         "post-capture of {post} µs"
     );
+}
+
+/// An event longer than a segment: the segments follow each other at key frames, and the
+/// pre-capture ring is replayed only at the start, never again at a segment boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_mode_rolls_over_segments_without_repeating_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
+    let (data, store, camera) = store_and_camera(&h264, Some(30));
+    let mut opts = pipeline::CameraTaskOptions::new(&data);
+    opts.record.mode = RecordMode::Events;
+    opts.record.pre_capture_s = 1;
+    opts.record.post_capture_s = 1;
+    opts.recorder.segment_duration = Duration::from_secs(2);
+    let ids = Arc::new(IdGenerator::new(0));
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let task =
+        pipeline::CameraTask::start(camera, opts, store.clone(), ids, clocks.clone()).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from = clocks.realtime();
+    task.recorder_input()
+        .send(pipeline::RecorderInput::KeepUntil(Timestamp(
+            from.0 + 5_000_000,
+        )))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    task.stop().await;
+    let recs = all_recordings(&*store).await;
+    check_recordings_consistent(&data, &recs);
+    assert!(recs.len() >= 3, "{recs:#?}");
+    for w in recs.windows(2) {
+        let gap = w[1].start_time.0 - w[0].end_time.0;
+        assert!(
+            gap.abs() < 1_000,
+            "gap of {gap} µs between segments: {recs:#?}"
+        );
+    }
+    let secs = (recs[recs.len() - 1].end_time.0 - recs[0].start_time.0) as f64 / 1e6;
+    let frames: u32 = recs.iter().map(|r| r.frames).sum();
+    assert!(
+        (f64::from(frames) - secs * 30.0).abs() < 3.0,
+        "{frames} frames in {secs} s at 30 fps"
+    );
+    // About 1 s of pre-capture, 5 s of event and 1 s of post-capture.
+    assert!((6.5..8.0).contains(&secs), "{secs} s recorded");
 }
 
 /// An MP4 file plays in a loop with its own timing and records like a live camera.

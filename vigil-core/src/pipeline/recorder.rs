@@ -379,7 +379,14 @@ impl Recorder {
         if let Some(o) = &self.open {
             let span = (f.pts_90k - o.start_pts).max(0) as u64;
             if !wanted || (f.is_key && span >= seg_ticks) {
+                let kind = o.kind;
                 self.close(Some(f.pts_90k));
+                if wanted {
+                    // A full segment: the next one goes on from this key frame (in event
+                    // mode too: the ring's pre-capture is already recorded).
+                    self.start(&f, kind)?;
+                    return self.push(&f);
+                }
             }
         }
         if !wanted {
@@ -496,6 +503,9 @@ impl Recorder {
             &params,
         );
         let rel = rec.path.clone();
+        // The file is synced; its name in `.open/` must be too before the record says it
+        // exists, or a power cut could leave a record without a file.
+        sync_dir(&open_dir(&self.opts.data_dir))?;
         self.rt.block_on(
             self.store
                 .apply(Mutation::PutRecording(Box::new(rec)).into()),
