@@ -180,6 +180,26 @@ async fn a_disk_budget_deletes_oldest_first_across_cameras_and_event_footage_las
     let st = ret.storage().await.unwrap();
     assert!(st.recordings.size_bytes <= total - 6 * seg);
     assert_eq!(st.by_camera.len(), 2);
+    // Each camera's figures are the sums over what is left of it.
+    for (cam, stats) in &st.by_camera {
+        let mine: Vec<&Recording> = left.iter().filter(|r| &r.camera == cam).collect();
+        assert_eq!(stats.count, mine.len() as u64, "{cam}");
+        assert_eq!(
+            stats.size_bytes,
+            mine.iter().map(|r| r.size_bytes).sum::<u64>(),
+            "{cam}"
+        );
+        let duration: i64 = mine.iter().map(|r| r.end_time.0 - r.start_time.0).sum();
+        assert_eq!(stats.duration_us, duration, "{cam}");
+    }
+    assert_eq!(st.by_camera[&CameraId::new("a").unwrap()].count, 5);
+    assert_eq!(st.by_camera[&CameraId::new("b").unwrap()].count, 9);
+    assert_eq!(st.recordings.count, 14);
+    assert_eq!(
+        st.recordings.size_bytes,
+        left.iter().map(|r| r.size_bytes).sum::<u64>()
+    );
+    assert_eq!(st.oldest, Some(Timestamp(NOW - 20 * HOUR)));
     assert!(st.filesystem_bytes > 0 && st.used_percent > 0.0);
 
     // A budget of one segment: everything else goes, the event's footage stays.
@@ -254,4 +274,93 @@ async fn a_percent_budget_uses_the_filesystem() {
     let report = ret.run().await.unwrap();
     assert_eq!(report.over_budget, 3, "{report:?}");
     assert_eq!(w.remaining().await, vec![kept]);
+}
+
+/// Snapshots expire after the camera's snapshot `retain_days`: plain ones and events' best
+/// frames alike (the event stays, without its snapshot), except an event kept indefinitely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_expire_by_age_and_events_forget_them() {
+    let w = World::new();
+    let camera = CameraId::new("yard").unwrap();
+    let mut cfg = CameraConfig::new(
+        camera.clone(),
+        Source::Synthetic {
+            width: 320,
+            height: 240,
+            fps: 5,
+        },
+        Timestamp(NOW - 100 * DAY),
+    );
+    cfg.snapshots.retain_days = 10;
+    let mut batch = Batch::from(Mutation::PutCamera(Box::new(cfg)));
+    // (id, age in days, event: None, Some(retained))
+    let cases = [
+        (1, 20, None),
+        (2, 15, Some(false)),
+        (3, 15, Some(true)),
+        (4, 2, Some(false)),
+    ];
+    for (id, days, event) in cases {
+        let time = Timestamp(NOW - days * DAY);
+        let path = format!("snapshots/yard/{id}.jpg");
+        let file = w.data.join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"\xff\xd8 not really a picture").unwrap();
+        let event_id = event.map(|retain| {
+            let mut e = vigil_store::conformance::sample_events(1, id).remove(0);
+            e.id = EventId(id);
+            e.camera = camera.clone();
+            e.start_time = time;
+            e.end_time = Some(Timestamp(time.0 + 1_000_000));
+            e.retain = retain;
+            e.has_snapshot = true;
+            e.best = Some(BestFrame {
+                time,
+                bbox: e.bbox,
+                score: 0.9,
+                snapshot_path: Some(path.clone()),
+                thumbnail_path: Some(format!("snapshots/yard/{id}-thumb.jpg")),
+            });
+            batch.mutations.push(Mutation::PutEvent(Box::new(e)));
+            EventId(id)
+        });
+        batch
+            .mutations
+            .push(Mutation::PutSnapshot(Box::new(Snapshot {
+                id: SnapshotId(id),
+                camera: camera.clone(),
+                time,
+                path,
+                size_bytes: 27,
+                source: if event.is_some() {
+                    SnapshotSource::Event
+                } else {
+                    SnapshotSource::Manual
+                },
+                event_id,
+            })));
+    }
+    w.store.apply(batch).await.unwrap();
+
+    let report = w.retention(DiskBudget::default()).run().await.unwrap();
+    assert_eq!(report.snapshots, 2, "{report:?}");
+    assert_eq!(report.freed_bytes, 54, "{report:?}");
+    for (id, gone) in [(1, true), (2, true), (3, false), (4, false)] {
+        let kept = w.store.snapshot(SnapshotId(id)).await.unwrap().is_some();
+        assert_eq!(kept, !gone, "snapshot {id}");
+        let file = w.data.join(format!("snapshots/yard/{id}.jpg"));
+        assert_eq!(file.exists(), !gone, "file of snapshot {id}");
+    }
+    let expired = w.store.event(EventId(2)).await.unwrap().unwrap();
+    assert!(!expired.has_snapshot, "{expired:#?}");
+    let best = expired.best.unwrap();
+    assert_eq!(best.snapshot_path, None);
+    assert!(best.thumbnail_path.is_some(), "the thumbnail stays");
+    for id in [3, 4] {
+        let e = w.store.event(EventId(id)).await.unwrap().unwrap();
+        assert!(e.has_snapshot && e.best.unwrap().snapshot_path.is_some());
+    }
+    // A second pass finds nothing more to do.
+    let again = w.retention(DiskBudget::default()).run().await.unwrap();
+    assert_eq!(again.snapshots, 0, "{again:?}");
 }

@@ -1,8 +1,9 @@
 //! Retention: what old footage goes, and when.
 //!
 //! - By age, per camera and class: continuous segments after `retain_continuous_days`, event
-//!   recordings after `retain_events_days`, snapshots after the snapshot `retain_days` (0 keeps
-//!   them until the disk budget needs the space). A continuous segment that an event still
+//!   recordings after `retain_events_days`, snapshots (events' best frames and the
+//!   others) after the snapshot `retain_days` (0 keeps them; the disk budget counts
+//!   recordings only). A continuous segment that an event still
 //!   needs (one that overlaps an event whose own retention has not passed, or one marked
 //!   `retain`) stays.
 //! - By disk budget: recordings may use at most `max_bytes`, and the filesystem at most
@@ -25,7 +26,7 @@ use crate::model::{validate_relative_path, CameraConfig, Event, Recording, Recor
 use crate::query::{
     CameraRecordingStats, EventFilter, Order, Query, RecordingFilter, SnapshotFilter, TimeRange,
 };
-use crate::store::{Mutation, Store};
+use crate::store::{Batch, Mutation, Store};
 use crate::time::{Clocks, Timestamp};
 
 const DAY_US: i64 = 86_400_000_000;
@@ -252,6 +253,14 @@ impl Retention {
             loop {
                 let page = self.store.snapshots(&q).await?;
                 for s in &page.items {
+                    let event = match s.event_id {
+                        Some(id) => self.store.event(id).await?,
+                        None => None,
+                    };
+                    // An event kept indefinitely keeps its snapshot.
+                    if event.as_ref().is_some_and(|e| e.retain) {
+                        continue;
+                    }
                     if validate_relative_path(&s.path).is_ok() {
                         match std::fs::remove_file(self.data_dir.join(&s.path)) {
                             Ok(()) => {}
@@ -261,9 +270,21 @@ impl Retention {
                             }
                         }
                     }
-                    self.store
-                        .apply(Mutation::DeleteSnapshot(s.id).into())
-                        .await?;
+                    let mut batch = Batch::from(Mutation::DeleteSnapshot(s.id));
+                    // An event's best snapshot: the event stays (with its thumbnail and clip)
+                    // but no longer has a snapshot.
+                    if let Some(mut e) = event {
+                        if let Some(b) = e
+                            .best
+                            .as_mut()
+                            .filter(|b| b.snapshot_path.as_ref() == Some(&s.path))
+                        {
+                            b.snapshot_path = None;
+                            e.has_snapshot = false;
+                            batch.mutations.push(Mutation::PutEvent(Box::new(e)));
+                        }
+                    }
+                    self.store.apply(batch).await?;
                     report.snapshots += 1;
                     report.freed_bytes += s.size_bytes;
                 }
