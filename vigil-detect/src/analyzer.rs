@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use vigil_core::pipeline::{AnalysisContext, AnalyzerFactory, FrameAnalyzer};
 use vigil_core::{
     BBox, CameraId, Detector, IdGenerator, Image, Mutation, ObjectDetection, ObjectFilter, Result,
     Timestamp, TrackedObject, Tracker, VideoFrame,
@@ -13,6 +14,7 @@ use vigil_core::{
 use crate::decode::{DecodeOptions, FrameDecoder};
 use crate::events::EventManager;
 use crate::motion::{MotionDetector, MotionOptions, MotionResult};
+use crate::registry::{Backend, DetectorRegistry};
 use crate::tracker::{filter_detections, ObjectTracker, TrackerOptions};
 
 /// What finds the objects.
@@ -54,6 +56,8 @@ pub struct AnalyzerOptions {
     pub filters: Vec<ObjectFilter>,
     /// Tracking and zones.
     pub tracker: TrackerOptions,
+    /// Whether the camera's recordings cover its events, so that they have clips.
+    pub clips: bool,
 }
 
 /// What one analysed picture gave.
@@ -96,7 +100,7 @@ impl Analyzer {
             decoder: FrameDecoder::new(options.decode)?,
             motion: MotionDetector::new(options.motion.clone())?,
             tracker: ObjectTracker::new(options.tracker.clone()),
-            events: EventManager::new(camera, data_dir, ids),
+            events: EventManager::new(camera, data_dir, ids).with_clips(options.clips),
             options,
             last: None,
             frames: 0,
@@ -167,6 +171,11 @@ impl Analyzer {
         }))
     }
 
+    /// Decodes a frame without analysing it (the analysis is behind the camera).
+    pub fn skip(&mut self, frame: &VideoFrame) -> Result<()> {
+        self.decoder.push(frame).map(drop)
+    }
+
     /// Ends the open events at `time` (the stream ended or the camera stops).
     pub fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
         self.events.end_all(time)
@@ -174,13 +183,17 @@ impl Analyzer {
 }
 
 #[async_trait::async_trait]
-impl vigil_core::pipeline::FrameAnalyzer for Analyzer {
+impl FrameAnalyzer for Analyzer {
     async fn analyze(&mut self, frame: &VideoFrame) -> Result<Vec<Mutation>> {
         Ok(self
             .push(frame)
             .await?
             .map(|a| a.mutations)
             .unwrap_or_default())
+    }
+
+    fn skip(&mut self, frame: &VideoFrame) -> Result<()> {
+        Analyzer::skip(self, frame)
     }
 
     fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
@@ -214,8 +227,29 @@ impl AnalyzerOptions {
                 max_missed: (cfg.detect.fps.max(1) * cfg.detect.max_disappeared_s.max(1)).max(3),
                 ..TrackerOptions::default()
             },
+            clips: cfg.record.enabled && cfg.record.mode != vigil_core::RecordMode::Off,
         }
     }
+}
+
+/// Builds each camera's analyser for an [`Nvr`](vigil_core::pipeline::Nvr): the registry's
+/// default detector (on regions around motion and followed objects, or with `regions` false
+/// on the whole picture) for cameras whose object detection is on, motion alone when the
+/// registry has no model or the camera only has motion detection on, nothing when both are off.
+pub fn analyzer_factory(registry: Arc<DetectorRegistry>, regions: bool) -> AnalyzerFactory {
+    Arc::new(
+        move |cfg: &vigil_core::CameraConfig, ctx: &AnalysisContext| {
+            let backend = registry.default_backend();
+            let mode = match backend {
+                Backend::Model(_) if cfg.detect.enabled => backend.mode(regions),
+                _ if cfg.motion.enabled => DetectMode::Motion,
+                _ => return Ok(None),
+            };
+            let options = AnalyzerOptions::for_camera(cfg, mode);
+            let analyzer = Analyzer::new(cfg.id.clone(), &ctx.data_dir, ctx.ids.clone(), options)?;
+            Ok(Some(Box::new(analyzer) as Box<dyn FrameAnalyzer>))
+        },
+    )
 }
 
 /// Frames between checks of a stationary object.

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use vigil_core::{
     BBox, BestFrame, CameraId, Error, Event, EventId, IdGenerator, Image, Mutation, Result,
-    ReviewStatus, Timestamp, TrackedObject,
+    ReviewStatus, Snapshot, SnapshotId, SnapshotSource, Timestamp, TrackedObject,
 };
 
 use crate::image::to_rgb;
+use crate::render::{resample, square_around, Rgb};
 
 /// Side of the square thumbnails, in pixels (Frigate's size).
 pub const THUMBNAIL_SIZE: u32 = 175;
@@ -61,6 +62,7 @@ pub struct EventManager {
     data_dir: PathBuf,
     ids: Arc<IdGenerator>,
     open: HashMap<u64, Open>,
+    clips: bool,
 }
 
 impl EventManager {
@@ -71,7 +73,15 @@ impl EventManager {
             data_dir: data_dir.to_owned(),
             ids,
             open: HashMap::new(),
+            clips: true,
         }
+    }
+
+    /// Whether the camera's recordings cover its events (true by default): what the events'
+    /// `has_clip` says.
+    pub fn with_clips(mut self, clips: bool) -> EventManager {
+        self.clips = clips;
+        self
     }
 
     /// Events in progress.
@@ -104,7 +114,7 @@ impl EventManager {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let id = EventId(self.ids.next(o.first_seen));
                     v.insert(Open {
-                        event: new_event(id, &self.camera, o),
+                        event: new_event(id, &self.camera, o, self.clips),
                         best: None,
                         snapshot_stale: false,
                     })
@@ -133,7 +143,7 @@ impl EventManager {
             e.stationary = o.stationary;
             if changed {
                 if entry.snapshot_stale {
-                    write_snapshot(&self.data_dir, entry)?;
+                    out.extend(write_snapshot(&self.data_dir, entry)?);
                 }
                 out.push(Mutation::PutEvent(Box::new(entry.event.clone())));
             }
@@ -141,7 +151,7 @@ impl EventManager {
         for o in removed {
             if let Some(mut entry) = self.open.remove(&o.tracker_id) {
                 if entry.snapshot_stale {
-                    write_snapshot(&self.data_dir, &mut entry)?;
+                    out.extend(write_snapshot(&self.data_dir, &mut entry)?);
                 }
                 entry.event.end_time = Some(o.last_seen);
                 out.push(Mutation::PutEvent(Box::new(entry.event)));
@@ -155,7 +165,7 @@ impl EventManager {
         let mut out = Vec::new();
         for (_, mut entry) in self.open.drain() {
             if entry.snapshot_stale {
-                write_snapshot(&self.data_dir, &mut entry)?;
+                out.extend(write_snapshot(&self.data_dir, &mut entry)?);
             }
             entry.event.end_time = Some(time);
             out.push(Mutation::PutEvent(Box::new(entry.event)));
@@ -164,7 +174,7 @@ impl EventManager {
     }
 }
 
-fn new_event(id: EventId, camera: &CameraId, o: &TrackedObject) -> Event {
+fn new_event(id: EventId, camera: &CameraId, o: &TrackedObject, has_clip: bool) -> Event {
     Event {
         id,
         camera: camera.clone(),
@@ -177,7 +187,7 @@ fn new_event(id: EventId, camera: &CameraId, o: &TrackedObject) -> Event {
         zones: Vec::new(),
         tracker_id: Some(o.tracker_id),
         bbox: o.bbox,
-        has_clip: true,
+        has_clip,
         has_snapshot: false,
         retain: false,
         review: ReviewStatus::Unreviewed,
@@ -190,10 +200,12 @@ fn new_event(id: EventId, camera: &CameraId, o: &TrackedObject) -> Event {
 }
 
 /// Writes the best frame as `snapshots/<camera>/<event>.jpg` and its thumbnail
-/// `<event>-thumb.jpg` (write to a temporary name, then rename), and records them.
-fn write_snapshot(data_dir: &Path, entry: &mut Open) -> Result<()> {
+/// `<event>-thumb.jpg` (write to a temporary name, then rename), and records them in the
+/// event. The snapshot is also a [`Snapshot`] record (id = the event's), which is what
+/// snapshot retention goes by.
+fn write_snapshot(data_dir: &Path, entry: &mut Open) -> Result<Option<Mutation>> {
     let Some(best) = &entry.best else {
-        return Ok(());
+        return Ok(None);
     };
     let e = &mut entry.event;
     let rel_dir = format!("snapshots/{}", e.camera);
@@ -204,9 +216,30 @@ fn write_snapshot(data_dir: &Path, entry: &mut Open) -> Result<()> {
     let (w, h) = (best.image.width, best.image.height);
     let snapshot = format!("{rel_dir}/{}.jpg", e.id);
     let thumbnail = format!("{rel_dir}/{}-thumb.jpg", e.id);
-    write_jpeg_atomically(&data_dir.join(&snapshot), &rgb, w, h, 85)?;
-    let (thumb, side) = square_crop(&rgb, w, h, &best.bbox, THUMBNAIL_SIZE);
-    write_jpeg_atomically(&data_dir.join(&thumbnail), &thumb, side, side, 80)?;
+    let size_bytes = write_jpeg_atomically(&data_dir.join(&snapshot), &rgb, w, h, 85)?;
+    let (x0, y0, side) = square_around(&best.bbox, w, h, 1.1, 8);
+    let picture = Rgb {
+        width: w,
+        height: h,
+        data: rgb,
+    };
+    let thumb = resample(&picture, x0, y0, side, side, THUMBNAIL_SIZE, THUMBNAIL_SIZE);
+    write_jpeg_atomically(
+        &data_dir.join(&thumbnail),
+        &thumb,
+        THUMBNAIL_SIZE,
+        THUMBNAIL_SIZE,
+        80,
+    )?;
+    let record = Snapshot {
+        id: SnapshotId(e.id.0),
+        camera: e.camera.clone(),
+        time: best.time,
+        path: snapshot.clone(),
+        size_bytes,
+        source: SnapshotSource::Event,
+        event_id: Some(e.id),
+    };
     e.best = Some(BestFrame {
         time: best.time,
         bbox: best.bbox,
@@ -216,7 +249,7 @@ fn write_snapshot(data_dir: &Path, entry: &mut Open) -> Result<()> {
     });
     e.has_snapshot = true;
     entry.snapshot_stale = false;
-    Ok(())
+    Ok(Some(Mutation::PutSnapshot(Box::new(record))))
 }
 
 /// Encodes packed RGB as a baseline JPEG.
@@ -232,34 +265,12 @@ pub fn encode_jpeg(rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn write_jpeg_atomically(path: &Path, rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<()> {
+/// Returns the size written.
+fn write_jpeg_atomically(path: &Path, rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<u64> {
     let bytes = encode_jpeg(rgb, w, h, quality)?;
     let tmp = path.with_extension("jpg.tmp");
-    std::fs::write(&tmp, bytes)
+    std::fs::write(&tmp, &bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
-}
-
-/// A square around `bbox` (its larger side plus 10%, kept inside the frame), scaled to
-/// `size × size`.
-fn square_crop(rgb: &[u8], w: u32, h: u32, bbox: &BBox, size: u32) -> (Vec<u8>, u32) {
-    let (wf, hf) = (w as f32, h as f32);
-    let side = ((bbox.x2 - bbox.x1) * wf).max((bbox.y2 - bbox.y1) * hf) * 1.1;
-    let side = side.clamp(8.0, wf.min(hf));
-    let cx = (bbox.x1 + bbox.x2) / 2.0 * wf;
-    let cy = (bbox.y1 + bbox.y2) / 2.0 * hf;
-    let x0 = (cx - side / 2.0).clamp(0.0, wf - side);
-    let y0 = (cy - side / 2.0).clamp(0.0, hf - side);
-    let mut out = vec![0u8; (size * size * 3) as usize];
-    let step = side / size as f32;
-    for y in 0..size {
-        let sy = ((y0 + (y as f32 + 0.5) * step) as u32).min(h - 1);
-        for x in 0..size {
-            let sx = ((x0 + (x as f32 + 0.5) * step) as u32).min(w - 1);
-            let from = ((sy * w + sx) * 3) as usize;
-            let to = ((y * size + x) * 3) as usize;
-            out[to..to + 3].copy_from_slice(&rgb[from..from + 3]);
-        }
-    }
-    (out, size)
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+    Ok(bytes.len() as u64)
 }

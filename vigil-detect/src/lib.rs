@@ -41,15 +41,20 @@ pub mod image;
 pub mod motion;
 mod nn;
 pub mod registry;
+pub mod render;
 mod synthetic;
 pub mod tracker;
 pub mod yolo;
 
-pub use analyzer::{Analysis, Analyzer, AnalyzerOptions, DetectMode};
+pub use analyzer::{analyzer_factory, Analysis, Analyzer, AnalyzerOptions, DetectMode};
 pub use decode::{DecodeOptions, FrameDecoder};
 pub use events::EventManager;
 pub use motion::{MotionDetector, MotionOptions, MotionResult};
-pub use registry::{DetectorFigures, DetectorStats};
+pub use registry::{
+    Backend, DetectorBuilder, DetectorFigures, DetectorRegistry, DetectorSpec, DetectorStats,
+    Measured,
+};
+pub use render::{render, Annotation, SnapshotStyle};
 pub use synthetic::SyntheticCamera;
 pub use tracker::{filter_detections, ObjectTracker, TrackerOptions};
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};

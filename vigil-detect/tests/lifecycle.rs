@@ -1,43 +1,50 @@
 //! The whole analysis from encoded frames to stored events: an H.264 file of a grey scene in
 //! which a white square crosses the frame and leaves, decoded at the detect rate, with motion
-//! as the detector, tracked, and turned into one event with a snapshot, in a real LMDB store.
+//! as the detector (or YOLOv8 with the seeded-random fixture weights), tracked, and turned into
+//! events with snapshots, in a real LMDB store; then the same file as a camera of a running
+//! `Nvr` in event mode, ending in event recordings and the event's clip, checked with ffprobe.
 
 use std::process::Command;
 use std::sync::Arc;
 
+use vigil_core::camera::FileCamera;
 use vigil_core::h264::AccessUnits;
-use vigil_core::{Batch, CameraId, EventFilter, IdGenerator, Query, Store, Timestamp, VideoFrame};
+use vigil_core::pipeline::{write_event_clip, CameraFactory, Nvr, NvrOptions};
+use vigil_core::testing::{all_recordings, check_recordings_consistent, ffprobe};
+use vigil_core::{
+    Batch, Camera, CameraConfig, CameraId, Clocks, Detector, DetectorInfo, Event, EventFilter,
+    IdGenerator, Image, Mutation, ObjectDetection,
+    ObjectFilter, Query, RealClocks, RecordMode, RecordingKind, SnapshotId, Source, Store,
+    Timestamp, VideoFrame,
+};
 use vigil_detect::{
-    Analyzer, AnalyzerOptions, DecodeOptions, DetectMode, MotionOptions, TrackerOptions,
-    YoloDetector, YoloOptions, YoloV8,
+    analyzer_factory, Analyzer, AnalyzerOptions, DecodeOptions, DetectMode, DetectorRegistry,
+    DetectorSpec, MotionOptions, TrackerOptions, YoloDetector, YoloOptions, YoloV8,
 };
 use vigil_store::LmdbStore;
 
 /// 12 s at 10 fps: 3 s still, a square crossing left to right in 5 s, 4 s still again.
 fn crossing_square(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = dir.join("crossing.h264");
+    crossing_square_after(dir, 3)
+}
+
+/// `lead` s still, a square crossing left to right in 5 s, 4 s still again, at 10 fps with a
+/// key frame every 2 s.
+fn crossing_square_after(dir: &std::path::Path, lead: u32) -> std::path::PathBuf {
+    let out = dir.join(format!("crossing-{lead}.h264"));
+    let d = lead + 9;
     let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("color=c=0x505050:s=640x360:r=10:d={d}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("color=c=white:s=60x90:r=10:d={d}"))
+        .arg("-filter_complex")
+        .arg(format!(
+            "[0][1]overlay=x='if(between(t,{lead},{}),(t-{lead})*140-60,-100)':y=150",
+            lead + 5
+        ))
         .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=0x505050:s=640x360:r=10:d=12",
-        ])
-        .args(["-f", "lavfi", "-i", "color=c=white:s=60x90:r=10:d=12"])
-        .args([
-            "-filter_complex",
-            "[0][1]overlay=x='if(between(t,3,8),(t-3)*140-60,-100)':y=150",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "0",
-            "-g",
-            "20",
-            "-pix_fmt",
-            "yuv420p",
+            "-c:v", "libx264", "-bf", "0", "-g", "20", "-pix_fmt", "yuv420p",
         ])
         .arg(&out)
         .status()
@@ -60,6 +67,7 @@ fn options(mode: DetectMode) -> AnalyzerOptions {
         labels: Vec::new(),
         filters: Vec::new(),
         tracker: TrackerOptions::default(),
+        clips: true,
     }
 }
 
@@ -230,4 +238,263 @@ async fn yolo_on_motion_regions_runs_only_when_needed_and_stores_events() {
         events.len(),
         figures.runs
     );
+}
+
+/// Starts an `Nvr` with the crossing square (after 6 s) as a file camera recording in event
+/// mode (2 s pre- and post-capture), analysed with the registry's detectors (on regions, or
+/// on the whole picture); returns it, its store and when it started.
+async fn start_nvr(
+    dir: &std::path::Path,
+    registry: DetectorRegistry,
+    filters: Vec<ObjectFilter>,
+    regions: bool,
+) -> (Nvr, Arc<dyn Store>, Timestamp) {
+    let video = crossing_square_after(dir, 6);
+    let data = dir.join("data");
+    let store: Arc<dyn Store> =
+        Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let mut cfg = CameraConfig::new(
+        CameraId::new("yard").unwrap(),
+        Source::File {
+            path: video.display().to_string(),
+            fps: Some(10),
+        },
+        clocks.realtime(),
+    );
+    cfg.record.mode = RecordMode::Events;
+    cfg.record.pre_capture_s = 2;
+    cfg.record.post_capture_s = 2;
+    cfg.detect.width = 320;
+    cfg.detect.height = 180;
+    cfg.detect.fps = 5;
+    cfg.detect.labels = Vec::new();
+    cfg.detect.filters = filters;
+    cfg.detect.max_disappeared_s = 2;
+    store
+        .apply(Mutation::PutCamera(Box::new(cfg)).into())
+        .await
+        .unwrap();
+    let c = clocks.clone();
+    let cameras: CameraFactory = Arc::new(move |cfg: &CameraConfig| {
+        let Source::File { path, fps } = &cfg.record_source else {
+            panic!("a file camera");
+        };
+        Ok(Arc::new(FileCamera::new(
+            cfg.id.clone(),
+            std::path::Path::new(path),
+            *fps,
+            c.clone(),
+        )) as Arc<dyn Camera>)
+    });
+    let options = NvrOptions {
+        analyzers: Some(analyzer_factory(Arc::new(registry), regions)),
+        ..NvrOptions::default()
+    };
+    let started = clocks.realtime();
+    let nvr = Nvr::start(&data, store.clone(), clocks.clone(), cameras, options)
+        .await
+        .unwrap();
+    (nvr, store, started)
+}
+
+/// Runs [`start_nvr`] on regions until the first event has ended and its post-capture is
+/// recorded; returns the store, the first event and when the camera started.
+async fn nvr_lifecycle(
+    dir: &std::path::Path,
+    registry: DetectorRegistry,
+    filters: Vec<ObjectFilter>,
+) -> (Arc<dyn Store>, Event, Timestamp) {
+    let (nvr, store, started) = start_nvr(dir, registry, filters, true).await;
+    // The square crosses from 6 s to 11 s of each 15 s loop; wait for an event to end, then
+    // for its post-capture.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ended = loop {
+        let events = store
+            .events(&Query::new(EventFilter::default()))
+            .await
+            .unwrap()
+            .items;
+        if events.iter().any(|e| e.end_time.is_some()) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    nvr.stop().await;
+    let mut events = store
+        .events(&Query::new(EventFilter::default()))
+        .await
+        .unwrap()
+        .items;
+    assert!(ended, "no event ended within 30 s: {events:#?}");
+    events.sort_by_key(|e| e.start_time);
+    let first = events.remove(0);
+    assert!(first.end_time.is_some(), "{first:#?}");
+    let secs = (first.start_time.0 - started.0) as f64 / 1e6;
+    assert!(
+        (5.5..8.0).contains(&secs),
+        "the first event starts {secs} s in"
+    );
+    (store, first, started)
+}
+
+/// Checks what event mode recorded and the clip of `event`: recordings only around events,
+/// every one playable, and a clip from the key frame before the pre-capture to the end of the
+/// post-capture that ffprobe accepts.
+async fn check_event_footage(
+    dir: &std::path::Path,
+    store: &dyn Store,
+    event: &Event,
+    started: Timestamp,
+) {
+    let data = dir.join("data");
+    let recs = all_recordings(store).await;
+    assert!(!recs.is_empty(), "event mode recorded nothing");
+    check_recordings_consistent(&data, &recs);
+    assert!(
+        recs.iter().all(|r| r.kind == RecordingKind::Event),
+        "{recs:#?}"
+    );
+    let end = event.end_time.unwrap();
+    let (from, to) = (event.start_time.0 - 2_000_000, end.0 + 2_000_000);
+    // The recordings cover the event with its pre- and post-capture.
+    let covered: i64 = recs
+        .iter()
+        .map(|r| (r.end_time.0.min(to) - r.start_time.0.max(from)).max(0))
+        .sum();
+    assert!(
+        covered as f64 >= (to - from) as f64 * 0.9,
+        "{covered} µs of {} recorded: {recs:#?}",
+        to - from
+    );
+    // Segments follow each other without overlapping.
+    for w in recs.windows(2) {
+        assert!(w[1].start_time.0 >= w[0].end_time.0 - 1_000, "{recs:#?}");
+    }
+    // Not everything: the still seconds before the pre-capture are not recorded (recording
+    // starts at the key frame at 4 s, before the event at 6 s).
+    let lead = (recs[0].start_time.0 - started.0) as f64 / 1e6;
+    assert!(lead > 3.0, "recording started {lead} s in: {recs:#?}");
+
+    let path = dir.join("event-clip.mp4");
+    let file = std::fs::File::create(&path).unwrap();
+    let (info, _) = write_event_clip(store, &data, event, Timestamp(to), file)
+        .await
+        .unwrap();
+    // The clip starts at the key frame at or before the pre-capture (a key frame every 2 s).
+    assert!(
+        info.start.0 <= from && info.start.0 > from - 2_100_000,
+        "{info:?} from {from}"
+    );
+    assert!(info.end.0 >= to - 300_000, "{info:?} to {to}");
+    let probe = ffprobe(&path);
+    assert_eq!(probe.frames, u64::from(info.frames));
+    let secs = (info.end.0 - info.start.0) as f64 / 1e6;
+    assert!(
+        (probe.duration - secs).abs() < 0.15,
+        "{probe:?} vs {secs} s"
+    );
+    assert_eq!((probe.width, probe.height), (640, 360));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_camera_in_event_mode_records_the_motion_event_and_its_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, e, started) = nvr_lifecycle(dir.path(), DetectorRegistry::new(), Vec::new()).await;
+    assert_eq!(e.label, "motion");
+    assert!(e.has_clip && e.has_snapshot, "{e:#?}");
+    let snapshot = e
+        .best
+        .as_ref()
+        .and_then(|b| b.snapshot_path.clone())
+        .unwrap();
+    assert!(dir.path().join("data").join(&snapshot).is_file());
+    // The best snapshot is a snapshot record too (what snapshot retention goes by).
+    let rec = store.snapshot(SnapshotId(e.id.0)).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.event_id, rec.path.as_str()),
+        (Some(e.id), snapshot.as_str())
+    );
+    check_event_footage(dir.path(), &*store, &e, started).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_camera_with_yolo_on_regions_records_events_and_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = DetectorRegistry::new();
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/yolov8/yolov8n-random.safetensors");
+    registry
+        .add(
+            "cpu",
+            &DetectorSpec {
+                kind: "yolov8".to_owned(),
+                model: Some(weights),
+                input_size: Some(160),
+                min_score: Some(0.3),
+                labels: None,
+            },
+        )
+        .unwrap();
+    // Random weights score low: let their weaker detections count as real objects.
+    let filters = vigil_detect::yolo::COCO_CLASSES
+        .iter()
+        .map(|l| ObjectFilter {
+            min_score: 0.3,
+            threshold: 0.3,
+            ..ObjectFilter::new(*l)
+        })
+        .collect();
+    let (store, e, started) = nvr_lifecycle(dir.path(), registry, filters).await;
+    assert!(
+        vigil_detect::yolo::COCO_CLASSES.contains(&e.label.as_str()),
+        "{}",
+        e.label
+    );
+    assert!(e.has_clip && e.has_snapshot, "{e:#?}");
+    check_event_footage(dir.path(), &*store, &e, started).await;
+}
+
+/// A detector far slower than the detect rate (injected fault: each call sleeps 1.5 s).
+struct Slow;
+
+#[async_trait::async_trait]
+impl Detector for Slow {
+    fn info(&self) -> DetectorInfo {
+        DetectorInfo {
+            name: "slow".to_owned(),
+            labels: vec!["person".to_owned()],
+            input_size: 160,
+        }
+    }
+
+    async fn detect(&self, _image: Arc<Image>) -> vigil_core::Result<Vec<ObjectDetection>> {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        Ok(Vec::new())
+    }
+}
+
+/// With a detector slower than the camera, the analysis only decodes the frames it cannot
+/// keep up with (and counts them) instead of falling further and further behind: the detect
+/// stream keeps its full rate, and the registry's figures show the detector's real speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_detector_makes_the_analysis_skip_frames_not_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = DetectorRegistry::new();
+    registry.insert("slow", Arc::new(Slow)).unwrap();
+    let (nvr, _store, _) = start_nvr(dir.path(), registry, Vec::new(), false).await;
+    // The square moves from 6 s to 11 s: the detector runs on the moving pictures.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let status = nvr.status().await;
+    nvr.stop().await;
+    let (stream, analysis) = status[0].analysis.clone().expect("the camera is analysed");
+    assert!(analysis.skipped >= 20, "{analysis:?}");
+    assert_eq!(analysis.errors, 0, "{analysis:?}");
+    // The stream was read at the camera's pace all along (10 fps for 12 s).
+    assert!(analysis.frames >= 100, "{analysis:?}");
+    assert!(stream.connected && stream.fps > 8.0, "{stream:?}");
 }

@@ -9,12 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use vigil_core::camera::{FileCamera, RtspCamera};
-use vigil_core::pipeline::{
-    AnalysisContext, AnalyzerFactory, CameraFactory, DiskBudget, FrameAnalyzer, Nvr, NvrOptions,
-};
+use vigil_core::pipeline::{CameraFactory, DiskBudget, Nvr, NvrOptions};
 use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
 use vigil_detect::SyntheticCamera;
-use vigil_detect::{Analyzer, AnalyzerOptions, DetectMode};
+use vigil_detect::{analyzer_factory, DetectorRegistry, DetectorSpec};
 use vigil_store::{LmdbStore, StoreOptions};
 
 /// The Vigil network video recorder daemon.
@@ -37,6 +35,18 @@ struct Args {
     /// first.
     #[arg(long, env = "VIGIL_MAX_STORAGE_PERCENT", value_parser = percent)]
     max_storage_percent: Option<f64>,
+    /// YOLOv8 weights (.safetensors, either naming scheme; `vigil model fetch yolov8n` gets
+    /// them) for the cameras whose object detection is on. Without a model, cameras detect
+    /// motion only.
+    #[arg(long, env = "VIGIL_MODEL")]
+    model: Option<PathBuf>,
+    /// The model's square input size in pixels (a multiple of 32).
+    #[arg(long, env = "VIGIL_MODEL_INPUT_SIZE", default_value_t = 320)]
+    model_input_size: u32,
+    /// Run the model on the whole picture instead of on regions around motion and the
+    /// objects followed.
+    #[arg(long)]
+    full_frame: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,7 +95,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 max_bytes: args.max_storage_bytes,
                 max_percent: args.max_storage_percent,
             },
-            analyzers: Some(analyzers()),
+            analyzers: Some(analyzer_factory(
+                Arc::new(detectors(&args)?),
+                !args.full_frame,
+            )),
             ..NvrOptions::default()
         };
         let nvr = Nvr::start(
@@ -122,17 +135,22 @@ fn percent(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Each camera's analysis: motion as the detector for now (no model is configured yet), for
-/// every camera whose motion detection is on.
-fn analyzers() -> AnalyzerFactory {
-    Arc::new(|cfg: &CameraConfig, ctx: &AnalysisContext| {
-        if !cfg.motion.enabled {
-            return Ok(None);
-        }
-        let options = AnalyzerOptions::for_camera(cfg, DetectMode::Motion);
-        let analyzer = Analyzer::new(cfg.id.clone(), &ctx.data_dir, ctx.ids.clone(), options)?;
-        Ok(Some(Box::new(analyzer) as Box<dyn FrameAnalyzer>))
-    })
+/// The detectors: the model given, if any (motion needs none).
+fn detectors(args: &Args) -> anyhow::Result<DetectorRegistry> {
+    let mut registry = DetectorRegistry::new();
+    if let Some(model) = &args.model {
+        let spec = DetectorSpec {
+            kind: "yolov8".to_owned(),
+            model: Some(model.clone()),
+            input_size: Some(args.model_input_size),
+            ..Default::default()
+        };
+        registry
+            .add("cpu", &spec)
+            .with_context(|| format!("loading the model {}", model.display()))?;
+        tracing::info!(model = %model.display(), "object detection with YOLOv8");
+    }
+    Ok(registry)
 }
 
 /// The cameras `vigild` knows how to build.

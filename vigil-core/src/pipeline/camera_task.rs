@@ -98,7 +98,8 @@ impl CameraTask {
     }
 
     /// Starts analysing the camera's detect stream (its record stream when it has no
-    /// separate one) with `analyzer`, writing what it finds to `store`. The branch has its own
+    /// separate one) with `analyzer`, writing what it finds to `store`; while an event is in
+    /// progress the recorder is told to keep recording (event mode). The branch has its own
     /// connection and a short queue: a slow analyser delays only its own stream.
     pub fn start_analysis(
         &mut self,
@@ -123,7 +124,10 @@ impl CameraTask {
         let task = tokio::spawn(analysis::run(
             analyzer,
             rx,
-            store,
+            analysis::Sinks {
+                store,
+                recorder: self.input.clone(),
+            },
             self.clocks.clone(),
             stats.clone(),
             camera_name,

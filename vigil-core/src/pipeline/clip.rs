@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::id::CameraId;
-use crate::model::{validate_relative_path, Recording};
+use crate::model::{validate_relative_path, Event, RecordSettings, Recording};
 use crate::mp4::{self, ClipPart, TIMESCALE};
 use crate::query::{Order, Query, RecordingFilter, TimeRange};
 use crate::store::Store;
@@ -142,4 +142,42 @@ pub async fn write_clip<W: Write + Send + 'static>(
     tokio::task::spawn_blocking(job)
         .await
         .map_err(|e| Error::internal(format!("clip task: {e}")))?
+}
+
+/// The span of an event's clip: from the camera's pre-capture before the event started to its
+/// post-capture after it ended (or after `now`, while it is in progress).
+pub fn event_clip_range(
+    event: &Event,
+    settings: &RecordSettings,
+    now: Timestamp,
+) -> (Timestamp, Timestamp) {
+    let s = |secs: u32| i64::from(secs) * 1_000_000;
+    let start = Timestamp(event.start_time.0.saturating_sub(s(settings.pre_capture_s)));
+    let end = Timestamp(
+        event
+            .end_time
+            .unwrap_or(now)
+            .0
+            .saturating_add(s(settings.post_capture_s)),
+    );
+    (start, Timestamp(end.0.max(start.0 + 1)))
+}
+
+/// Writes to `out` the clip of `event` (Frigate's `/api/events/{id}/clip.mp4`): its camera's
+/// recordings over [`event_clip_range`], with the camera's pre- and post-capture (the defaults
+/// when the camera is gone). Fails with `NotFound` when nothing was recorded then.
+pub async fn write_event_clip<W: Write + Send + 'static>(
+    store: &dyn Store,
+    data_dir: &Path,
+    event: &Event,
+    now: Timestamp,
+    out: W,
+) -> Result<(ClipInfo, W)> {
+    let settings = store
+        .camera(&event.camera)
+        .await?
+        .map(|c| c.record)
+        .unwrap_or_default();
+    let (start, end) = event_clip_range(event, &settings, now);
+    write_clip(store, data_dir, &event.camera, start, end, out).await
 }

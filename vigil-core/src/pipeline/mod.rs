@@ -9,9 +9,11 @@ pub mod recorder;
 pub mod retention;
 pub mod supervisor;
 
-pub use analysis::{AnalysisContext, AnalysisInput, AnalysisStats, AnalyzerFactory, FrameAnalyzer};
+pub use analysis::{
+    AnalysisContext, AnalysisInput, AnalysisStats, AnalyzerFactory, FrameAnalyzer, MAX_LAG,
+};
 pub use camera_task::{CameraTask, CameraTaskOptions};
-pub use clip::{write_clip, ClipInfo};
+pub use clip::{event_clip_range, write_clip, write_event_clip, ClipInfo};
 pub use nvr::{CameraFactory, CameraStatus, Nvr, NvrOptions};
 pub use recorder::{reconcile, Recorder, RecorderInput, RecorderOptions, RecorderStats};
 pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};

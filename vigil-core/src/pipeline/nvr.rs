@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::analysis::{AnalysisContext, AnalyzerFactory};
+use super::analysis::{AnalysisContext, AnalysisStats, AnalyzerFactory};
 use super::camera_task::{CameraTask, CameraTaskOptions};
 use super::recorder::{reconcile, RecorderStats};
 use super::retention::{DiskBudget, Retention};
@@ -34,6 +34,8 @@ pub struct CameraStatus {
     pub stream: Option<StreamStats>,
     /// The recorder's counters, when running.
     pub recorder: Option<RecorderStats>,
+    /// The detect stream (its own connection) and the analysis figures, when it is analysed.
+    pub analysis: Option<(StreamStats, AnalysisStats)>,
     /// Why it is not running, when it should be (e.g. a source that cannot be built).
     pub error: Option<String>,
 }
@@ -213,6 +215,7 @@ impl Nvr {
                 enabled: e.enabled,
                 stream: e.task.as_ref().map(CameraTask::stats),
                 recorder: e.task.as_ref().map(CameraTask::recorder_stats),
+                analysis: e.task.as_ref().and_then(CameraTask::analysis_stats),
                 error: e.error.clone(),
             })
             .collect()

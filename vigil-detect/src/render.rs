@@ -1,0 +1,438 @@
+//! Snapshots drawn on request: the stored clean frame cropped to the object, scaled to a
+//! height, with the object's box and label and the capture time drawn on it (the parameters
+//! of Frigate's `snapshot.jpg` and `latest.jpg`: `bbox`, `crop`, `timestamp`, `h`, `quality`).
+
+use std::path::Path;
+
+use vigil_core::{validate_relative_path, BBox, Error, Event, Result, Timestamp};
+
+use crate::decode::scale_plane;
+use crate::events::encode_jpeg;
+
+/// How a snapshot is drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnapshotStyle {
+    /// Draw the object's box, label and score.
+    pub bbox: bool,
+    /// Crop to a square around the object.
+    pub crop: bool,
+    /// Draw the capture time (UTC) in the top-left corner.
+    pub timestamp: bool,
+    /// Scale to this height (keeping the aspect ratio); `None` keeps the size.
+    pub height: Option<u32>,
+    /// JPEG quality, 1-100.
+    pub quality: u8,
+}
+
+impl Default for SnapshotStyle {
+    fn default() -> Self {
+        SnapshotStyle {
+            bbox: false,
+            crop: false,
+            timestamp: false,
+            height: None,
+            quality: 70,
+        }
+    }
+}
+
+impl SnapshotStyle {
+    /// The style a camera's snapshot settings ask for when a request says nothing.
+    pub fn for_camera(settings: &vigil_core::SnapshotSettings) -> SnapshotStyle {
+        SnapshotStyle {
+            bbox: settings.bounding_box,
+            crop: settings.crop,
+            height: (settings.height > 0).then_some(settings.height),
+            ..SnapshotStyle::default()
+        }
+    }
+}
+
+/// The object a snapshot shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Annotation {
+    /// Its box, normalised to the frame.
+    pub bbox: BBox,
+    /// Its label.
+    pub label: String,
+    /// Its score, 0-1.
+    pub score: f32,
+}
+
+/// A packed RGB picture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rgb {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width × height × 3` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Decodes a JPEG (a stored snapshot) to RGB.
+pub fn decode_jpeg(jpeg: &[u8]) -> Result<Rgb> {
+    let options = zune_jpeg::zune_core::options::DecoderOptions::default()
+        .jpeg_set_out_colorspace(zune_jpeg::zune_core::colorspace::ColorSpace::RGB);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(
+        zune_jpeg::zune_core::bytestream::ZCursor::new(jpeg),
+        options,
+    );
+    let data = d
+        .decode()
+        .map_err(|e| Error::new(vigil_core::ErrorKind::DataLoss, format!("bad JPEG: {e:?}")))?;
+    let (w, h) = d
+        .dimensions()
+        .ok_or_else(|| Error::new(vigil_core::ErrorKind::DataLoss, "bad JPEG: no size"))?;
+    if data.len() != w * h * 3 {
+        return Err(Error::new(
+            vigil_core::ErrorKind::DataLoss,
+            format!("bad JPEG: {} bytes for {w}x{h}", data.len()),
+        ));
+    }
+    Ok(Rgb {
+        width: w as u32,
+        height: h as u32,
+        data,
+    })
+}
+
+/// The best snapshot of `event` (stored under `data_dir`) drawn as `style` asks, with the
+/// event's label and best score: Frigate's `/api/events/{id}/snapshot.jpg`. `NotFound` when
+/// the event has no snapshot (or its file is gone).
+pub fn render_event_snapshot(
+    data_dir: &Path,
+    event: &Event,
+    style: &SnapshotStyle,
+) -> Result<Vec<u8>> {
+    let best = event
+        .best
+        .as_ref()
+        .filter(|_| event.has_snapshot)
+        .ok_or_else(|| Error::not_found(format!("event {} has no snapshot", event.id)))?;
+    let rel = best
+        .snapshot_path
+        .as_deref()
+        .ok_or_else(|| Error::not_found(format!("event {} has no snapshot", event.id)))?;
+    validate_relative_path(rel)?;
+    let jpeg = match std::fs::read(data_dir.join(rel)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::not_found(format!(
+                "the snapshot of event {} is gone ({rel})",
+                event.id
+            )))
+        }
+        Err(e) => return Err(Error::internal(format!("cannot read {rel}: {e}"))),
+    };
+    let object = Annotation {
+        bbox: best.bbox,
+        label: event.label.clone(),
+        score: best.score,
+    };
+    render(&decode_jpeg(&jpeg)?, best.time, Some(&object), style)
+}
+
+/// Draws `picture` (captured at `time`, showing `object`) as `style` asks, as a JPEG.
+pub fn render(
+    picture: &Rgb,
+    time: Timestamp,
+    object: Option<&Annotation>,
+    style: &SnapshotStyle,
+) -> Result<Vec<u8>> {
+    if !(1..=100).contains(&style.quality) {
+        return Err(Error::invalid(format!(
+            "quality {} is not between 1 and 100",
+            style.quality
+        )));
+    }
+    if let Some(h) = style.height {
+        if !(16..=4320).contains(&h) {
+            return Err(Error::invalid(format!(
+                "height {h} is not between 16 and 4320 pixels"
+            )));
+        }
+    }
+    let (w, h) = (picture.width, picture.height);
+    if w == 0 || h == 0 || picture.data.len() != (w * h * 3) as usize {
+        return Err(Error::invalid(format!(
+            "a {w}x{h} RGB picture needs {} bytes, got {}",
+            w * h * 3,
+            picture.data.len()
+        )));
+    }
+    // The part of the frame shown, in frame pixels.
+    let (x0, y0, cw, ch) = match object.filter(|_| style.crop) {
+        Some(o) => {
+            let (x, y, side) = square_around(&o.bbox, w, h, 1.2, 64);
+            (x, y, side, side)
+        }
+        None => (0, 0, w, h),
+    };
+    let (ow, oh) = match style.height {
+        Some(th) => (
+            (u64::from(cw) * u64::from(th) / u64::from(ch)).max(1) as u32,
+            th,
+        ),
+        None => (cw, ch),
+    };
+    let mut out = Rgb {
+        width: ow,
+        height: oh,
+        data: resample(picture, x0, y0, cw, ch, ow, oh),
+    };
+    let scale = (oh / 240).max(1);
+    if let (true, Some(o)) = (style.bbox, object) {
+        // The box in output pixels.
+        let map = |v: f32, origin: u32, size: u32, frame: u32, to: u32| {
+            ((v * frame as f32 - origin as f32) * to as f32 / size as f32).round() as i64
+        };
+        let bx = (
+            map(o.bbox.x1, x0, cw, w, ow),
+            map(o.bbox.y1, y0, ch, h, oh),
+            map(o.bbox.x2, x0, cw, w, ow),
+            map(o.bbox.y2, y0, ch, h, oh),
+        );
+        let colour = colour_of(&o.label);
+        rectangle(&mut out, bx, (scale + 1) as i64, colour);
+        let text = format!("{} {:.0}%", o.label, o.score * 100.0);
+        let th = text_height(scale) as i64;
+        let ty = if bx.1 - th - 2 >= 0 {
+            bx.1 - th - 2
+        } else {
+            bx.1 + scale as i64 + 2
+        };
+        text_box(&mut out, bx.0.max(0), ty.max(0), &text, scale, colour);
+    }
+    if style.timestamp {
+        text_box(&mut out, 4, 4, &format_utc(time), scale, [0, 0, 0]);
+    }
+    encode_jpeg(&out.data, out.width, out.height, style.quality)
+}
+
+/// A square (`x0`, `y0`, side) around `bbox`: its longer side times `margin`, at least
+/// `min_side`, moved inside the `w × h` frame (and no bigger than its shorter side).
+pub fn square_around(bbox: &BBox, w: u32, h: u32, margin: f32, min_side: u32) -> (u32, u32, u32) {
+    let (wf, hf) = (w as f32, h as f32);
+    let side = ((bbox.x2 - bbox.x1) * wf).max((bbox.y2 - bbox.y1) * hf) * margin;
+    let side = (side.ceil() as u32).max(min_side).min(w.min(h)).max(1);
+    let cx = (bbox.x1 + bbox.x2) / 2.0 * wf;
+    let cy = (bbox.y1 + bbox.y2) / 2.0 * hf;
+    let x0 = (cx - side as f32 / 2.0).clamp(0.0, (w - side) as f32) as u32;
+    let y0 = (cy - side as f32 / 2.0).clamp(0.0, (h - side) as f32) as u32;
+    (x0, y0, side)
+}
+
+/// The `cw × ch` area at (`x0`, `y0`) of `p`, scaled to `ow × oh` (area average when
+/// shrinking), packed RGB.
+pub(crate) fn resample(p: &Rgb, x0: u32, y0: u32, cw: u32, ch: u32, ow: u32, oh: u32) -> Vec<u8> {
+    let (w, cw, ch, ow, oh) = (
+        p.width as usize,
+        cw as usize,
+        ch as usize,
+        ow as usize,
+        oh as usize,
+    );
+    let mut out = vec![0u8; ow * oh * 3];
+    let mut plane = vec![0u8; cw * ch];
+    let mut scaled = vec![0u8; ow * oh];
+    for c in 0..3 {
+        for y in 0..ch {
+            let row = ((y0 as usize + y) * w + x0 as usize) * 3;
+            for x in 0..cw {
+                plane[y * cw + x] = p.data[row + x * 3 + c];
+            }
+        }
+        scale_plane(&plane, cw, ch, cw, &mut scaled, ow, oh);
+        for (i, v) in scaled.iter().enumerate() {
+            out[i * 3 + c] = *v;
+        }
+    }
+    out
+}
+
+/// A colour per label, stable across runs, bright enough to read on.
+fn colour_of(label: &str) -> [u8; 3] {
+    const PALETTE: [[u8; 3]; 8] = [
+        [255, 56, 56],
+        [255, 157, 151],
+        [255, 178, 29],
+        [207, 210, 49],
+        [72, 249, 10],
+        [26, 147, 52],
+        [0, 194, 255],
+        [255, 55, 199],
+    ];
+    let h = label.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
+    PALETTE[h as usize % PALETTE.len()]
+}
+
+fn put(p: &mut Rgb, x: i64, y: i64, c: [u8; 3]) {
+    if x >= 0 && y >= 0 && (x as u32) < p.width && (y as u32) < p.height {
+        let i = ((y as usize) * p.width as usize + x as usize) * 3;
+        p.data[i..i + 3].copy_from_slice(&c);
+    }
+}
+
+fn fill(p: &mut Rgb, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
+    let (x0, x1) = (x0.max(0), x1.min(i64::from(p.width)));
+    let (y0, y1) = (y0.max(0), y1.min(i64::from(p.height)));
+    for y in y0..y1 {
+        for x in x0..x1 {
+            put(p, x, y, c);
+        }
+    }
+}
+
+/// The outline of (`x1`, `y1`, `x2`, `y2`), `t` pixels thick, inside the box.
+fn rectangle(p: &mut Rgb, (x1, y1, x2, y2): (i64, i64, i64, i64), t: i64, c: [u8; 3]) {
+    fill(p, x1, y1, x2, y1 + t, c);
+    fill(p, x1, y2 - t, x2, y2, c);
+    fill(p, x1, y1, x1 + t, y2, c);
+    fill(p, x2 - t, y1, x2, y2, c);
+}
+
+const GLYPH_W: u32 = 5;
+const GLYPH_H: u32 = 7;
+
+fn text_height(scale: u32) -> u32 {
+    (GLYPH_H + 2) * scale
+}
+
+/// `text` on a box of `bg` (white letters on dark colours, black on light ones), with a
+/// glyph pixel of margin.
+fn text_box(p: &mut Rgb, x: i64, y: i64, text: &str, scale: u32, bg: [u8; 3]) {
+    let s = i64::from(scale);
+    let advance = i64::from(GLYPH_W + 1) * s;
+    let width = advance * text.chars().count() as i64 + s;
+    fill(p, x, y, x + width, y + i64::from(text_height(scale)), bg);
+    let fg = if u32::from(bg[0]) + u32::from(bg[1]) + u32::from(bg[2]) > 384 {
+        [0, 0, 0]
+    } else {
+        [255, 255, 255]
+    };
+    for (i, ch) in text.chars().enumerate() {
+        let rows = glyph(ch);
+        let gx = x + s + i as i64 * advance;
+        for (r, bits) in rows.iter().enumerate() {
+            for col in 0..GLYPH_W {
+                if bits & (1 << (GLYPH_W - 1 - col)) != 0 {
+                    let px = gx + i64::from(col) * s;
+                    let py = y + s + r as i64 * s;
+                    fill(p, px, py, px + s, py + s, fg);
+                }
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+fn format_utc(t: Timestamp) -> String {
+    let secs = t.0.div_euclid(1_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Gregorian, proleptic).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A 5×7 glyph, one row per byte (bit 4 is the leftmost column). Letters are drawn lower
+/// case; anything without a glyph is a hollow box.
+fn glyph(c: char) -> [u8; 7] {
+    match c.to_ascii_lowercase() {
+        '0' => [0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e],
+        '1' => [0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e],
+        '2' => [0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f],
+        '3' => [0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e],
+        '4' => [0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02],
+        '5' => [0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e],
+        '6' => [0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e],
+        '7' => [0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e],
+        '9' => [0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c],
+        ' ' => [0; 7],
+        ':' => [0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00],
+        '-' => [0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00],
+        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c],
+        '_' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f],
+        '/' => [0x01, 0x02, 0x02, 0x04, 0x08, 0x08, 0x10],
+        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
+        'a' => [0x00, 0x00, 0x0e, 0x01, 0x0f, 0x11, 0x0f],
+        'b' => [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x1e],
+        'c' => [0x00, 0x00, 0x0e, 0x10, 0x10, 0x11, 0x0e],
+        'd' => [0x01, 0x01, 0x0d, 0x13, 0x11, 0x11, 0x0f],
+        'e' => [0x00, 0x00, 0x0e, 0x11, 0x1f, 0x10, 0x0e],
+        'f' => [0x06, 0x09, 0x08, 0x1c, 0x08, 0x08, 0x08],
+        'g' => [0x00, 0x0f, 0x11, 0x11, 0x0f, 0x01, 0x0e],
+        'h' => [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11],
+        'i' => [0x04, 0x00, 0x0c, 0x04, 0x04, 0x04, 0x0e],
+        'j' => [0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0c],
+        'k' => [0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12],
+        'l' => [0x0c, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e],
+        'm' => [0x00, 0x00, 0x1a, 0x15, 0x15, 0x11, 0x11],
+        'n' => [0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11],
+        'o' => [0x00, 0x00, 0x0e, 0x11, 0x11, 0x11, 0x0e],
+        'p' => [0x00, 0x00, 0x1e, 0x11, 0x1e, 0x10, 0x10],
+        'q' => [0x00, 0x00, 0x0d, 0x13, 0x0f, 0x01, 0x01],
+        'r' => [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10],
+        's' => [0x00, 0x00, 0x0e, 0x10, 0x0e, 0x01, 0x1e],
+        't' => [0x08, 0x08, 0x1c, 0x08, 0x08, 0x09, 0x06],
+        'u' => [0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0d],
+        'v' => [0x00, 0x00, 0x11, 0x11, 0x11, 0x0a, 0x04],
+        'w' => [0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0a],
+        'x' => [0x00, 0x00, 0x11, 0x0a, 0x04, 0x0a, 0x11],
+        'y' => [0x00, 0x00, 0x11, 0x11, 0x0f, 0x01, 0x0e],
+        'z' => [0x00, 0x00, 0x1f, 0x02, 0x04, 0x08, 0x1f],
+        _ => [0x1f, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1f],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(Timestamp(0)), "1970-01-01 00:00:00");
+        assert_eq!(
+            format_utc(Timestamp(1_766_491_200_000_000 + 3_723_000_000)),
+            "2025-12-23 13:02:03"
+        );
+        assert_eq!(
+            format_utc(Timestamp(951_782_400_000_000)),
+            "2000-02-29 00:00:00"
+        );
+    }
+
+    #[test]
+    fn squares_stay_inside_the_frame() {
+        let b = BBox {
+            x1: 0.9,
+            y1: 0.9,
+            x2: 1.0,
+            y2: 1.0,
+        };
+        assert_eq!(square_around(&b, 640, 360, 1.2, 64), (563, 283, 77));
+        let big = BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 1.0,
+            y2: 1.0,
+        };
+        assert_eq!(square_around(&big, 640, 360, 1.2, 64), (140, 0, 360));
+    }
+}
