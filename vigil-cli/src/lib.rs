@@ -1,7 +1,9 @@
-//! Shared pieces of the `vigild` daemon and the `vigil` tool: logging setup and the data
-//! directory layout.
+//! Shared pieces of the `vigild` daemon and the `vigil` tool: logging setup, the data
+//! directory layout, and fetching model weights.
 
 use std::path::{Path, PathBuf};
+
+pub mod fetch;
 
 /// Installs the tracing subscriber (`RUST_LOG` filters; `info` by default).
 pub fn init_logging() {

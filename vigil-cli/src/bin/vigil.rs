@@ -48,6 +48,24 @@ enum ModelCmd {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Downloads YOLOv8 weights (candle's safetensors from Hugging Face), checks their
+    /// SHA-256 and that they load, and prints the path to give `vigild --model`.
+    Fetch {
+        /// yolov8n, yolov8s, yolov8m, yolov8l or yolov8x.
+        name: String,
+        /// Directory to put the file in.
+        #[arg(long, env = "VIGIL_MODEL_DIR", default_value = "models")]
+        dir: PathBuf,
+        /// Where the files are (the file name is appended).
+        #[arg(long, env = "VIGIL_MODEL_BASE_URL", default_value = vigil_cli::fetch::DEFAULT_BASE_URL)]
+        base_url: String,
+        /// Expected SHA-256 in hex (by default the one the server states).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Download again even when the file is there.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +80,22 @@ fn main() -> std::process::ExitCode {
                     output,
                 },
         } => model_run(&model, &input, &output),
+        Cmd::Model {
+            cmd:
+                ModelCmd::Fetch {
+                    name,
+                    dir,
+                    base_url,
+                    sha256,
+                    force,
+                },
+        } => model_fetch(vigil_cli::fetch::FetchRequest {
+            name,
+            dir,
+            base_url,
+            sha256,
+            force,
+        }),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -87,6 +121,45 @@ fn model_run(
         output.display(),
         started.elapsed().as_secs_f64() * 1e3
     );
+    Ok(())
+}
+
+fn model_fetch(req: vigil_cli::fetch::FetchRequest) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = u64::MAX;
+    let mut progress = |n: u64, total: Option<u64>| {
+        if !tty {
+            return;
+        }
+        let mb = n >> 20;
+        if mb == shown {
+            return;
+        }
+        shown = mb;
+        let mut err = std::io::stderr();
+        let _ = match total {
+            Some(t) if t > 0 => write!(err, "\r{:3}% {mb} MiB of {} MiB", n * 100 / t, t >> 20),
+            _ => write!(err, "\r{mb} MiB"),
+        };
+        let _ = err.flush();
+    };
+    let got = vigil_cli::fetch::fetch(&req, &mut progress)?;
+    if tty {
+        eprintln!();
+    }
+    eprintln!(
+        "{} {} ({} bytes, SHA-256 {})",
+        if got.downloaded {
+            "fetched"
+        } else {
+            "already there:"
+        },
+        got.path.display(),
+        got.bytes,
+        got.sha256
+    );
+    println!("{}", got.path.display());
     Ok(())
 }
 
