@@ -227,3 +227,27 @@ fn bad_inputs_and_weights_are_errors() {
     assert!(YoloV8::load(&junk).is_err());
     assert!(YoloV8::load(&dir.path().join("missing.safetensors")).is_err());
 }
+
+/// Activations reuse the buffers of earlier passes (whatever values they hold): every layer
+/// must write all of its output, so a pass gives the same result however the buffers were
+/// used before, at other sizes and batch sizes too.
+#[test]
+fn repeated_passes_of_any_size_agree() {
+    let model = YoloV8::random('n', 80, 3).unwrap();
+    let input = |b: usize, s: usize, seed: f64| {
+        let v: Vec<f32> = (0..b * 3 * s * s)
+            .map(|i| ((i as f64 * 0.618 + seed).fract()) as f32)
+            .collect();
+        Tensor::from_vec(v, (b, 3, s, s), &Device::Cpu).unwrap()
+    };
+    let a = input(1, 96, 0.1);
+    let first = f32s(&model.forward(&a).unwrap());
+    for (b, s) in [(2, 128), (1, 64), (3, 96), (1, 160)] {
+        model.forward(&input(b, s, 0.7)).unwrap();
+        assert_eq!(
+            f32s(&model.forward(&a).unwrap()),
+            first,
+            "after a {b}x{s} pass"
+        );
+    }
+}

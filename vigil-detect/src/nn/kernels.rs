@@ -72,6 +72,26 @@ impl Act {
         }
     }
 
+    /// An activation for a layer to write whole: its buffer comes from the pool of dropped
+    /// activations (no allocation, no zeroing of megabytes per layer and call), so its
+    /// values are whatever was there before.
+    pub fn scratch(b: usize, h: usize, w: usize, c: usize) -> Act {
+        let n = b * h * w * c;
+        let mut data = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            // The smallest buffer that fits, so big ones stay for big layers.
+            let best = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= n)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| pool.swap_remove(i)).unwrap_or_default()
+        };
+        data.resize(n, 0.0);
+        Act { data, b, h, w, c }
+    }
+
     /// The channels `c0..c0 + c` of every pixel.
     pub fn view(&mut self, c0: usize, c: usize) -> View {
         assert!(
@@ -94,6 +114,25 @@ impl Act {
     pub fn all(&mut self) -> View {
         let c = self.c;
         self.view(0, c)
+    }
+}
+
+/// Buffers of dropped activations, for [`Act::scratch`].
+static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// Buffers kept at most (a forward pass uses about 60 activations).
+const POOL_BUFFERS: usize = 96;
+
+impl Drop for Act {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        if data.capacity() == 0 {
+            return;
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOL_BUFFERS {
+            pool.push(data);
+        }
     }
 }
 
@@ -226,6 +265,19 @@ impl Conv {
                         self.im2col(src, r0, n, oh, ow, &mut patches[..n * kdim]);
                         (patches.as_ptr(), kdim as isize)
                     };
+                    if narrow::run(
+                        n,
+                        self.co,
+                        kdim,
+                        lhs,
+                        lhs_rs as usize,
+                        &self.weight,
+                        dst,
+                        r0,
+                    ) {
+                        simd::epilogue(dst, r0, n, None, &self.bias, self.silu, residual);
+                        return;
+                    }
                     let (d, d_cs, d_rs) = if pixel_major {
                         if out.len() < n * self.co {
                             out.resize(n * self.co, 0.0);
@@ -279,8 +331,20 @@ impl Conv {
             let p = r0 + i;
             let (b, rem) = (p / (oh * ow), p % (oh * ow));
             let (oy, ox) = (rem / ow, rem % ow);
+            let ix0 = (ox * s) as isize - pad;
+            // With the channels of neighbouring pixels adjacent (a view of all channels), a
+            // row of taps inside the picture is one contiguous run of `k · ci` floats.
+            let dense = src.stride == ci && ix0 >= 0 && ix0 + k as isize <= src.w as isize;
             for ky in 0..k {
                 let iy = (oy * s) as isize + ky as isize - pad;
+                if dense && iy >= 0 && iy < src.h as isize {
+                    let q = (b * src.h + iy as usize) * src.w + ix0 as usize;
+                    // SAFETY: pixels q..q+k are in src's row iy; with stride == ci their
+                    // channels are the k·ci floats from src.at(q).
+                    let from = unsafe { std::slice::from_raw_parts(src.at(q), k * ci) };
+                    row[ky * k * ci..(ky + 1) * k * ci].copy_from_slice(from);
+                    continue;
+                }
                 for kx in 0..k {
                     let ix = (ox * s) as isize + kx as isize - pad;
                     let dst = &mut row[(ky * k + kx) * ci..(ky * k + kx + 1) * ci];
@@ -293,6 +357,116 @@ impl Conv {
                         dst.copy_from_slice(from);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Products for narrow layers (8 to 32 output channels), where the matrix kernel's tiles are
+/// mostly empty: a register-blocked kernel of our own, a few pixels by all output channels at
+/// a time, written straight into the NHWC destination (AVX2 + FMA, picked at run time).
+mod narrow {
+    use super::View;
+
+    /// `dst[r0 + i][0..co] = Σ_k lhs[i·lhs_rs + k] · w[k·co..][..co]` for `i < n`. Returns false
+    /// (and does nothing) when the CPU or the width is not one this kernel serves.
+    ///
+    /// # Safety
+    /// `lhs` holds `n` rows of `kdim` floats `lhs_rs` apart; `w` is `kdim × co`; the rows are
+    /// the caller's in `dst`, which has `co` channels.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run(
+        n: usize,
+        co: usize,
+        kdim: usize,
+        lhs: *const f32,
+        lhs_rs: usize,
+        w: &[f32],
+        dst: View,
+        r0: usize,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("fma") {
+                return false;
+            }
+            debug_assert_eq!(w.len(), kdim * co);
+            debug_assert_eq!(dst.c, co);
+            let w = w.as_ptr();
+            // SAFETY: the CPU has AVX2 and FMA; the rest is the caller's contract.
+            unsafe {
+                match co {
+                    8 => avx2::<1, 8>(n, kdim, lhs, lhs_rs, w, dst, r0),
+                    16 => avx2::<2, 6>(n, kdim, lhs, lhs_rs, w, dst, r0),
+                    24 => avx2::<3, 4>(n, kdim, lhs, lhs_rs, w, dst, r0),
+                    32 => avx2::<4, 2>(n, kdim, lhs, lhs_rs, w, dst, r0),
+                    _ => return false,
+                }
+            }
+            true
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (n, co, kdim, lhs, lhs_rs, w, dst, r0);
+            false
+        }
+    }
+
+    /// `V` vectors of 8 output channels, `P` pixels at a time (V·P accumulators, V weight
+    /// vectors and a broadcast: at most 16 registers).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<const V: usize, const P: usize>(
+        n: usize,
+        kdim: usize,
+        lhs: *const f32,
+        lhs_rs: usize,
+        w: *const f32,
+        dst: View,
+        r0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let co = V * 8;
+        let mut i = 0;
+        // SAFETY (the whole body): reads stay within the caller's `n` rows of `kdim` and the
+        // `kdim × co` weights; writes go to the caller's rows of `dst`.
+        unsafe {
+            while i + P <= n {
+                let mut acc = [[_mm256_setzero_ps(); V]; P];
+                let rows: [*const f32; P] = std::array::from_fn(|p| lhs.add((i + p) * lhs_rs));
+                for k in 0..kdim {
+                    let wk = w.add(k * co);
+                    let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wk.add(v * 8)));
+                    for p in 0..P {
+                        let x = _mm256_broadcast_ss(&*rows[p].add(k));
+                        for v in 0..V {
+                            acc[p][v] = _mm256_fmadd_ps(x, wv[v], acc[p][v]);
+                        }
+                    }
+                }
+                for (p, a) in acc.iter().enumerate() {
+                    let out = dst.at(r0 + i + p);
+                    for (v, a) in a.iter().enumerate() {
+                        _mm256_storeu_ps(out.add(v * 8), *a);
+                    }
+                }
+                i += P;
+            }
+            while i < n {
+                let mut acc = [_mm256_setzero_ps(); V];
+                let row = lhs.add(i * lhs_rs);
+                for k in 0..kdim {
+                    let x = _mm256_broadcast_ss(&*row.add(k));
+                    let wk = w.add(k * co);
+                    for (v, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(x, _mm256_loadu_ps(wk.add(v * 8)), *a);
+                    }
+                }
+                let out = dst.at(r0 + i);
+                for (v, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(v * 8), *a);
+                }
+                i += 1;
             }
         }
     }
@@ -681,6 +855,11 @@ mod tests {
             (6, 5, 7, 3, 1, 1),
             (17, 13, 16, 32, 3, 2),
             (20, 20, 8, 8, 3, 1),
+            // The narrow kernel's widths, with row counts that leave remainders.
+            (23, 19, 3, 16, 3, 2),
+            (11, 9, 16, 16, 3, 1),
+            (13, 7, 48, 32, 1, 1),
+            (9, 9, 5, 24, 3, 1),
         ] {
             let x = pseudo_random(h * w * ci, 1);
             let wt = pseudo_random(co * ci * k * k, 2);

@@ -178,18 +178,18 @@ struct C2f {
 impl C2f {
     fn run(&self, x: &mut Act, threads: usize) -> Act {
         let (b, h, w, c) = (x.b, x.h, x.w, self.c);
-        let mut y = Act::zeros(b, h, w, (2 + self.m.len()) * c);
+        let mut y = Act::scratch(b, h, w, (2 + self.m.len()) * c);
         self.cv1.run(x.all(), y.view(0, 2 * c), None, threads);
-        let mut t = Act::zeros(b, h, w, c);
+        let mut t = Act::scratch(b, h, w, c);
         for (j, (cv1, cv2)) in self.m.iter().enumerate() {
             if t.c != cv1.co {
-                t = Act::zeros(b, h, w, cv1.co);
+                t = Act::scratch(b, h, w, cv1.co);
             }
             cv1.run(y.view((1 + j) * c, c), t.all(), None, threads);
             let residual = self.shortcut.then(|| y.view((1 + j) * c, c));
             cv2.run(t.all(), y.view((2 + j) * c, c), residual, threads);
         }
-        let mut out = Act::zeros(b, h, w, self.cv2.co);
+        let mut out = Act::scratch(b, h, w, self.cv2.co);
         self.cv2.run(y.all(), out.all(), None, threads);
         out
     }
@@ -205,14 +205,14 @@ struct Sppf {
 impl Sppf {
     fn run(&self, x: &mut Act, threads: usize) -> Act {
         let c = self.cv1.co;
-        let mut y = Act::zeros(x.b, x.h, x.w, 4 * c);
+        let mut y = Act::scratch(x.b, x.h, x.w, 4 * c);
         self.cv1.run(x.all(), y.view(0, c), None, threads);
         for i in 1..4 {
-            let mut pooled = Act::zeros(x.b, x.h, x.w, c);
+            let mut pooled = Act::scratch(x.b, x.h, x.w, c);
             maxpool5(y.view((i - 1) * c, c), pooled.all());
             copy(pooled.all(), y.view(i * c, c));
         }
-        let mut out = Act::zeros(x.b, x.h, x.w, self.cv2.co);
+        let mut out = Act::scratch(x.b, x.h, x.w, self.cv2.co);
         self.cv2.run(y.all(), out.all(), None, threads);
         out
     }
@@ -346,7 +346,7 @@ impl YoloV8 {
     pub fn forward(&self, x: &mut Act, threads: usize) -> Vec<f32> {
         let conv = |c: &Conv, x: &mut Act| {
             let (h, w) = c.out_size(x.h, x.w);
-            let mut out = Act::zeros(x.b, h, w, c.co);
+            let mut out = Act::scratch(x.b, h, w, c.co);
             c.run(x.all(), out.all(), None, threads);
             out
         };
@@ -361,23 +361,23 @@ impl YoloV8 {
         let mut t = self.c2f8.run(&mut t, threads);
         let mut p5 = self.sppf.run(&mut t, threads);
 
-        let mut cat = Act::zeros(p4.b, p4.h, p4.w, p5.c + p4.c);
+        let mut cat = Act::scratch(p4.b, p4.h, p4.w, p5.c + p4.c);
         upsample2(p5.all(), cat.view(0, p5.c));
         copy(p4.all(), cat.view(p5.c, p4.c));
         let mut n12 = self.c2f12.run(&mut cat, threads);
 
-        let mut cat = Act::zeros(p3.b, p3.h, p3.w, n12.c + p3.c);
+        let mut cat = Act::scratch(p3.b, p3.h, p3.w, n12.c + p3.c);
         upsample2(n12.all(), cat.view(0, n12.c));
         copy(p3.all(), cat.view(n12.c, p3.c));
         let mut out8 = self.c2f15.run(&mut cat, threads);
 
-        let mut cat = Act::zeros(n12.b, n12.h, n12.w, self.down16.co + n12.c);
+        let mut cat = Act::scratch(n12.b, n12.h, n12.w, self.down16.co + n12.c);
         self.down16
             .run(out8.all(), cat.view(0, self.down16.co), None, threads);
         copy(n12.all(), cat.view(self.down16.co, n12.c));
         let mut out16 = self.c2f18.run(&mut cat, threads);
 
-        let mut cat = Act::zeros(p5.b, p5.h, p5.w, self.down19.co + p5.c);
+        let mut cat = Act::scratch(p5.b, p5.h, p5.w, self.down19.co + p5.c);
         self.down19
             .run(out16.all(), cat.view(0, self.down19.co), None, threads);
         copy(p5.all(), cat.view(self.down19.co, p5.c));
@@ -395,7 +395,7 @@ impl YoloV8 {
         {
             let head = &self.head[level];
             let (h, w) = (feat.h, feat.w);
-            let mut raw = Act::zeros(b, h, w, 4 * REG_MAX + nc);
+            let mut raw = Act::scratch(b, h, w, 4 * REG_MAX + nc);
             for (branch, c0) in [(&head.reg, 0), (&head.cls, 4 * REG_MAX)] {
                 let mut a = conv(&branch[0], feat);
                 let mut bb = conv(&branch[1], &mut a);
