@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Times ONNX Runtime on YOLOv8 ONNX exports: the peer that Vigil's detector is measured against.
 
-The ONNX files come from ``vigil-detect/tests/fixtures/yolov8/generate.py --bench-dir DIR``
-(seeded random weights, the same ones as ``DIR/yolov8{n,s}.safetensors``, fixed batch 1):
-``yolov8n-320.onnx``, ``yolov8n-640.onnx``, ``yolov8s-320.onnx``, ``yolov8s-640.onnx``.
+The ONNX files come from ``benches/yolov8_onnx.py --dir DIR`` (needs only numpy, onnx and
+safetensors; its graph matches ultralytics' output on the parity fixture) or from
+``vigil-detect/tests/fixtures/yolov8/generate.py --bench-dir DIR`` (ultralytics' exporter, needs
+torch); either way seeded random weights, the same ones as ``DIR/yolov8{n,s}.safetensors``,
+fixed batch 1: ``yolov8n-320.onnx``, ``yolov8n-640.onnx``, ``yolov8s-320.onnx``,
+``yolov8s-640.onnx``.
 
 Usage::
 

@@ -131,21 +131,41 @@ async fn clips_join_segments_from_the_key_frame_before_the_start() {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
 
+/// A camera task recording a 30 fps file camera in event mode with `pre` and `post` seconds
+/// of capture (and segments of `segment` when given).
+fn event_mode_task(
+    dir: &std::path::Path,
+    pre: u32,
+    post: u32,
+    segment: Option<Duration>,
+) -> (
+    std::path::PathBuf,
+    Arc<dyn Store>,
+    Arc<dyn Clocks>,
+    pipeline::CameraTask,
+) {
+    let h264 = make_h264(dir, 320, 240, 30, 3, 15);
+    let (data, store, camera) = store_and_camera(&h264, Some(30));
+    let mut opts = pipeline::CameraTaskOptions::new(&data);
+    opts.record.mode = RecordMode::Events;
+    opts.record.pre_capture_s = pre;
+    opts.record.post_capture_s = post;
+    if let Some(d) = segment {
+        opts.recorder.segment_duration = d;
+    }
+    let ids = Arc::new(IdGenerator::new(0));
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let task =
+        pipeline::CameraTask::start(camera, opts, store.clone(), ids, clocks.clone()).unwrap();
+    (data, store, clocks, task)
+}
+
 /// Event mode records nothing until asked, then pre-capture from the ring (from a key frame)
 /// through the post-capture time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_mode_keeps_pre_and_post_capture() {
     let dir = tempfile::tempdir().unwrap();
-    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
-    let (data, store, camera) = store_and_camera(&h264, Some(30));
-    let mut opts = pipeline::CameraTaskOptions::new(&data);
-    opts.record.mode = RecordMode::Events;
-    opts.record.pre_capture_s = 2;
-    opts.record.post_capture_s = 1;
-    let ids = Arc::new(IdGenerator::new(0));
-    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
-    let task =
-        pipeline::CameraTask::start(camera, opts, store.clone(), ids, clocks.clone()).unwrap();
+    let (data, store, clocks, task) = event_mode_task(dir.path(), 2, 1, None);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let trigger = clocks.realtime();
     task.recorder_input()
@@ -176,17 +196,8 @@ async fn event_mode_keeps_pre_and_post_capture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_mode_rolls_over_segments_without_repeating_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let h264 = make_h264(dir.path(), 320, 240, 30, 3, 15);
-    let (data, store, camera) = store_and_camera(&h264, Some(30));
-    let mut opts = pipeline::CameraTaskOptions::new(&data);
-    opts.record.mode = RecordMode::Events;
-    opts.record.pre_capture_s = 1;
-    opts.record.post_capture_s = 1;
-    opts.recorder.segment_duration = Duration::from_secs(2);
-    let ids = Arc::new(IdGenerator::new(0));
-    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
-    let task =
-        pipeline::CameraTask::start(camera, opts, store.clone(), ids, clocks.clone()).unwrap();
+    let (data, store, clocks, task) =
+        event_mode_task(dir.path(), 1, 1, Some(Duration::from_secs(2)));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let from = clocks.realtime();
     task.recorder_input()
