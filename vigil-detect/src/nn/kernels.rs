@@ -694,6 +694,43 @@ pub(crate) mod simd {
         }
     }
 
+    /// The distribution focal loss decoding of YOLOv8's box branch, for each pixel of
+    /// `logits` (rows `stride` apart, each starting with 4 sides × `bins.len()` logits):
+    /// per side, the expectation of `bins` under the softmax of its logits.
+    pub fn dfl(logits: &[f32], stride: usize, bins: &[f32], out: &mut [[f32; 4]]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { dfl_avx2(logits, stride, bins, out) };
+            return;
+        }
+        dfl_generic(logits, stride, bins, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dfl_avx2(logits: &[f32], stride: usize, bins: &[f32], out: &mut [[f32; 4]]) {
+        dfl_generic(logits, stride, bins, out)
+    }
+
+    #[inline(always)]
+    fn dfl_generic(logits: &[f32], stride: usize, bins: &[f32], out: &mut [[f32; 4]]) {
+        let r = bins.len();
+        for (px, d) in logits.chunks(stride).zip(out.iter_mut()) {
+            for (side, d) in d.iter_mut().enumerate() {
+                let l = &px[side * r..(side + 1) * r];
+                let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let (mut sum, mut acc) = (0f32, 0f32);
+                for (&v, &b) in l.iter().zip(bins) {
+                    let e = exp(v - max);
+                    sum += e;
+                    acc += e * b;
+                }
+                *d = acc / sum;
+            }
+        }
+    }
+
     /// `1 / (1 + e^-x)` in place.
     pub fn sigmoid(xs: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]

@@ -408,42 +408,37 @@ impl YoloV8 {
     }
 
     /// Turns one level's raw output (`4·16` box logits, then class logits, per pixel) into
-    /// output columns `first..` of `[b, 4 + nc, n]`.
+    /// output columns `first..` of `[b, 4 + nc, n]`. Tiles of pixels are gathered into the
+    /// output rows and the activations run over the contiguous rows, so that the exponentials
+    /// are vectorised and the level's buffer is read once.
     fn decode(&self, raw: &mut Act, stride: usize, out: &mut [f32], first: usize, n: usize) {
-        let (h, w, nc) = (raw.h, raw.w, self.classes);
+        const TILE: usize = 64;
+        let (hw, w, c, nc) = (raw.h * raw.w, raw.w, raw.c, self.classes);
         let rows = 4 + nc;
         let s = stride as f32;
-        let mut probs = vec![0f32; nc];
+        let mut dist = [[0f32; 4]; TILE];
         for b in 0..raw.b {
-            for y in 0..h {
-                for x in 0..w {
-                    let p = (b * h + y) * w + x;
-                    let px = &raw.data[p * raw.c..(p + 1) * raw.c];
-                    let mut dist = [0f32; 4];
-                    for (side, d) in dist.iter_mut().enumerate() {
-                        let logits = &px[side * REG_MAX..(side + 1) * REG_MAX];
-                        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let (mut sum, mut acc) = (0f32, 0f32);
-                        for (&l, &proj) in logits.iter().zip(&self.dfl) {
-                            let e = simd::exp(l - max);
-                            sum += e;
-                            acc += e * proj;
-                        }
-                        *d = acc / sum;
+            let base = b * rows * n + first;
+            for t0 in (0..hw).step_by(TILE) {
+                let t1 = (t0 + TILE).min(hw);
+                let tile = &raw.data[(b * hw + t0) * c..(b * hw + t1) * c];
+                for k in 0..nc {
+                    let row = &mut out[base + (4 + k) * n + t0..base + (4 + k) * n + t1];
+                    for (v, px) in row.iter_mut().zip(tile.chunks_exact(c)) {
+                        *v = px[4 * REG_MAX + k];
                     }
-                    let (ax, ay) = (x as f32 + 0.5, y as f32 + 0.5);
-                    let (x1, y1, x2, y2) = (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
-                    let col = first + y * w + x;
-                    let base = b * rows * n;
-                    out[base + col] = (x1 + x2) / 2.0 * s;
-                    out[base + n + col] = (y1 + y2) / 2.0 * s;
-                    out[base + 2 * n + col] = (x2 - x1) * s;
-                    out[base + 3 * n + col] = (y2 - y1) * s;
-                    probs.copy_from_slice(&px[4 * REG_MAX..]);
-                    simd::sigmoid(&mut probs);
-                    for (k, &v) in probs.iter().enumerate() {
-                        out[base + (4 + k) * n + col] = v;
-                    }
+                    simd::sigmoid(row);
+                }
+                let dist = &mut dist[..t1 - t0];
+                simd::dfl(tile, c, &self.dfl, dist);
+                for (i, d) in dist.iter().enumerate() {
+                    let p = t0 + i;
+                    let (ax, ay) = ((p % w) as f32 + 0.5, (p / w) as f32 + 0.5);
+                    let (x1, y1, x2, y2) = (ax - d[0], ay - d[1], ax + d[2], ay + d[3]);
+                    out[base + p] = (x1 + x2) / 2.0 * s;
+                    out[base + n + p] = (y1 + y2) / 2.0 * s;
+                    out[base + 2 * n + p] = (x2 - x1) * s;
+                    out[base + 3 * n + p] = (y2 - y1) * s;
                 }
             }
         }
