@@ -173,7 +173,7 @@ impl Analyzer {
 
     /// Decodes a frame without analysing it (the analysis is behind the camera).
     pub fn skip(&mut self, frame: &VideoFrame) -> Result<()> {
-        self.decoder.push(frame).map(drop)
+        self.decoder.skip(frame)
     }
 
     /// Ends the open events at `time` (the stream ended or the camera stops).

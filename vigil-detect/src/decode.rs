@@ -103,6 +103,16 @@ impl FrameDecoder {
     /// A corrupt frame is an error and makes the decoder wait for the next key frame; the
     /// caller goes on feeding frames.
     pub fn push(&mut self, frame: &VideoFrame) -> Result<Option<Image>> {
+        self.decode(frame, true)
+    }
+
+    /// Decodes `frame` only, to keep the decoder's reference pictures current, without
+    /// scaling or copying out a picture (the caller is behind and will not look at it).
+    pub fn skip(&mut self, frame: &VideoFrame) -> Result<()> {
+        self.decode(frame, false).map(drop)
+    }
+
+    fn decode(&mut self, frame: &VideoFrame, emit: bool) -> Result<Option<Image>> {
         if let Some(p) = &frame.new_params {
             if p.codec != VideoCodec::H264 {
                 return Err(Error::new(
@@ -146,7 +156,7 @@ impl FrameDecoder {
         self.synced = true;
         self.decoded += 1;
         let Some(yuv) = picture else { return Ok(None) };
-        if !due {
+        if !due || !emit {
             return Ok(None);
         }
         if let Some(fps) = self.options.fps {
