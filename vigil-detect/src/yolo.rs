@@ -258,19 +258,32 @@ impl YoloV8 {
                 "input has shape [{b}, {c}, {h}, {w}]; expected [batch, 3, h, w] with h and w multiples of 32"
             )));
         }
-        let data = input
+        let input = input
             .to_dtype(DType::F32)
-            .and_then(|t| t.permute((0, 2, 3, 1)))
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f32>())
+            .and_then(|t| t.contiguous())
             .map_err(candle_err("input"))?;
-        let mut act = Act {
-            data,
-            b,
-            h,
-            w,
-            c: 3,
-        };
+        let mut act = Act::scratch(b, h, w, 3);
+        {
+            let (storage, layout) = input.storage_and_layout();
+            let nchw = match (&*storage, layout.contiguous_offsets()) {
+                (candle_core::Storage::Cpu(cpu), Some((start, end))) => {
+                    &cpu.as_slice::<f32>().map_err(candle_err("input"))?[start..end]
+                }
+                _ => return Err(Error::invalid("the input tensor is not on the CPU")),
+            };
+            // NCHW to NHWC, one picture and one row at a time.
+            let hw = h * w;
+            for (pic, out) in nchw
+                .chunks_exact(3 * hw)
+                .zip(act.data.chunks_exact_mut(3 * hw))
+            {
+                let (r, rest) = pic.split_at(hw);
+                let (g, bl) = rest.split_at(hw);
+                for (((px, &r), &g), &bl) in out.chunks_exact_mut(3).zip(r).zip(g).zip(bl) {
+                    px.copy_from_slice(&[r, g, bl]);
+                }
+            }
+        }
         let out = self.forward_nhwc(&mut act);
         let n = yolov8::YoloV8::anchors(h, w);
         Tensor::from_vec(out, (b, 4 + self.classes(), n), &Device::Cpu)

@@ -1,14 +1,18 @@
-//! The arithmetic of the network: convolution as im2col + GEMM with a fused epilogue, and the
-//! cheap layers around it (max-pool, nearest upsampling), all on NHWC `f32` activations.
+//! The arithmetic of the network: direct convolution with a fused epilogue, and the cheap
+//! layers around it (max-pool, nearest upsampling), all on NHWC `f32` activations.
 //!
 //! Why our own kernels and not `candle_nn::Conv2d`: candle's CPU convolution works on NCHW,
 //! materialises the whole im2col matrix, and runs batch-norm, SiLU, concatenation and the
 //! residual add as separate passes over memory. YOLOv8 is a stack of small convolutions, so
 //! those passes cost more than the arithmetic. Here a convolution is cut into blocks of output
-//! pixels; each block builds its patch matrix in a per-thread scratch buffer that stays in cache,
-//! multiplies it with the batch-norm-folded weights through `gemm` (the matrix kernel candle
-//! itself uses), then adds the bias, applies SiLU and the residual while the block is still hot,
-//! and writes into a channel range of the destination, so concatenation costs nothing.
+//! pixels shared among the threads. With AVX2 + FMA and output channels in multiples of 8 (every
+//! layer of the published models), a block runs through [`direct`]: a register-tiled kernel that
+//! reads each pixel's window straight from the input (no patch matrix), multiplies it with
+//! batch-norm-folded weights packed once at load, then adds the bias, applies SiLU and the
+//! residual on the tile while it is in L1, and writes into a channel range of the destination,
+//! so concatenation costs nothing. Elsewhere a block builds its patch matrix in per-thread
+//! scratch and multiplies it through `gemm` (the matrix kernel candle itself uses), with the
+//! same epilogue as a separate pass over the block.
 
 use std::cell::RefCell;
 
@@ -155,6 +159,9 @@ pub(crate) struct Conv {
     pub co: usize,
     /// `[k * k * ci, co]` row-major: row `(ky * k + kx) * ci + c`.
     pub weight: Vec<f32>,
+    /// The weights again in panels for the direct kernel (see [`direct`]), when `co` is a
+    /// multiple of 8.
+    packed: Option<Vec<f32>>,
     pub bias: Vec<f32>,
     pub silu: bool,
 }
@@ -204,12 +211,14 @@ impl Conv {
                 }
             }
         }
+        let packed = direct::pack(&weight, k * k * ci, co);
         Conv {
             k,
             stride,
             ci,
             co,
             weight,
+            packed,
             bias: bias.into_iter().map(|v| v as f32).collect(),
             silu,
         }
@@ -241,7 +250,7 @@ impl Conv {
         let rows = dst.pixels();
         let block = block_rows(rows, threads);
         let blocks = rows.div_ceil(block);
-        let direct = self.k == 1 && self.stride == 1;
+        let pointwise = self.k == 1 && self.stride == 1;
         let kdim = self.k * self.k * self.ci;
         // The matrix kernel vectorises along the destination's contiguous dimension. With few
         // output channels that dimension is too short to fill its registers, so the block is
@@ -252,11 +261,58 @@ impl Conv {
             let n = block.min(rows - r0);
             SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
-                let Scratch { patches, out } = &mut *scratch;
+                let Scratch {
+                    patches,
+                    out,
+                    rows: row_ptrs,
+                    zeros,
+                    edges,
+                } = &mut *scratch;
                 // SAFETY: views are in bounds by the geometry checks above; this block writes
                 // only rows r0..r0+n of dst's channels, which no other block touches.
                 unsafe {
-                    let (lhs, lhs_rs) = if direct {
+                    if let Some(packed) = self.packed.as_deref().filter(|_| direct::available()) {
+                        // Each output pixel reads its window straight from src: when the
+                        // input's channels are dense (a whole activation, not a channel range
+                        // of a wider one), as k runs of k·ci floats, one per kernel row;
+                        // otherwise as k·k runs of ci floats. Windows cut by the picture's
+                        // edge get zeros (or a run assembled in scratch). Only inputs both thin
+                        // and sparse would still need patch rows.
+                        row_ptrs.clear();
+                        let run = self.k * self.ci;
+                        let (taps, seg) = if src.stride == self.ci && self.k > 1 {
+                            if zeros.len() < run {
+                                zeros.resize(run, 0.0);
+                            }
+                            if edges.len() < n * self.k * run {
+                                edges.resize(n * self.k * run, 0.0);
+                            }
+                            let z = zeros.as_ptr();
+                            self.row_pointers(src, r0, n, oh, ow, z, edges, row_ptrs);
+                            (self.k, run)
+                        } else if self.ci >= DIRECT_MIN_CI || self.k == 1 {
+                            if zeros.len() < self.ci {
+                                zeros.resize(self.ci, 0.0);
+                            }
+                            self.tap_pointers(src, r0, n, oh, ow, zeros.as_ptr(), row_ptrs);
+                            (self.k * self.k, self.ci)
+                        } else {
+                            if patches.len() < n * kdim {
+                                patches.resize(n * kdim, 0.0);
+                            }
+                            self.im2col(src, r0, n, oh, ow, &mut patches[..n * kdim]);
+                            row_ptrs.extend((0..n).map(|i| patches.as_ptr().add(i * kdim)));
+                            (1, kdim)
+                        };
+                        let finish = direct::Finish {
+                            bias: &self.bias,
+                            silu: self.silu,
+                            residual,
+                        };
+                        direct::run(n, taps, seg, row_ptrs, packed, finish, dst, r0);
+                        return;
+                    }
+                    let (lhs, lhs_rs) = if pointwise {
                         (src.at(r0) as *const f32, src.stride as isize)
                     } else {
                         if patches.len() < n * kdim {
@@ -265,19 +321,6 @@ impl Conv {
                         self.im2col(src, r0, n, oh, ow, &mut patches[..n * kdim]);
                         (patches.as_ptr(), kdim as isize)
                     };
-                    if narrow::run(
-                        n,
-                        self.co,
-                        kdim,
-                        lhs,
-                        lhs_rs as usize,
-                        &self.weight,
-                        dst,
-                        r0,
-                    ) {
-                        simd::epilogue(dst, r0, n, None, &self.bias, self.silu, residual);
-                        return;
-                    }
                     let (d, d_cs, d_rs) = if pixel_major {
                         if out.len() < n * self.co {
                             out.resize(n * self.co, 0.0);
@@ -316,6 +359,117 @@ impl Conv {
             (0..blocks).for_each(work);
         } else {
             (0..blocks).into_par_iter().for_each(work);
+        }
+    }
+
+    /// Pushes, for each output pixel `r0..r0+n` (the `i`-th) and each kernel row `ky`, the
+    /// address of the `k · ci` floats under that row of its window: in `src` when the row is
+    /// inside the picture, `zeros` when it is above or below it, and otherwise a copy completed
+    /// with zeros at `edges[(i·k + ky)·k·ci..]`.
+    ///
+    /// # Safety
+    /// `src` must be a valid view whose channels are dense (`stride == ci`); `zeros` holds at
+    /// least `k · ci` zeros and `edges` at least `n · k · k · ci` floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn row_pointers(
+        &self,
+        src: View,
+        r0: usize,
+        n: usize,
+        oh: usize,
+        ow: usize,
+        zeros: *const f32,
+        edges: &mut [f32],
+        out: &mut Vec<*const f32>,
+    ) {
+        let (k, s, ci) = (self.k, self.stride, self.ci);
+        let (pad, run) = ((k / 2) as isize, k * ci);
+        debug_assert!(src.stride == ci && edges.len() >= n * k * run);
+        out.reserve(n * k);
+        for (i, (b, oy, ox)) in output_pixels(r0, n, oh, ow).enumerate() {
+            let ix0 = (ox * s) as isize - pad;
+            let inside = ix0 >= 0 && ix0 + k as isize <= src.w as isize;
+            for ky in 0..k {
+                let iy = (oy * s) as isize + ky as isize - pad;
+                if iy < 0 || iy >= src.h as isize {
+                    out.push(zeros);
+                    continue;
+                }
+                let row = (b * src.h + iy as usize) * src.w;
+                if inside {
+                    // SAFETY: pixels ix0..ix0+k of row iy are in src; dense channels make them
+                    // k·ci consecutive floats.
+                    out.push(unsafe { src.at(row + ix0 as usize) });
+                    continue;
+                }
+                let e = &mut edges[(i * k + ky) * run..][..run];
+                for (kx, e) in e.chunks_exact_mut(ci).enumerate() {
+                    let ix = ix0 + kx as isize;
+                    if ix < 0 || ix >= src.w as isize {
+                        e.fill(0.0);
+                    } else {
+                        // SAFETY: (iy, ix) is a pixel of src with ci channels.
+                        e.copy_from_slice(unsafe {
+                            std::slice::from_raw_parts(src.at(row + ix as usize), ci)
+                        });
+                    }
+                }
+                out.push(e.as_ptr());
+            }
+        }
+    }
+
+    /// Pushes, for each output pixel `r0..r0+n` and each tap `(ky, kx)`, the address of the
+    /// input pixel under it (its `ci` channels), or `zeros` where the tap is in the padding.
+    ///
+    /// # Safety
+    /// `src` must be a valid view and `zeros` hold at least `ci` zeros.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tap_pointers(
+        &self,
+        src: View,
+        r0: usize,
+        n: usize,
+        oh: usize,
+        ow: usize,
+        zeros: *const f32,
+        out: &mut Vec<*const f32>,
+    ) {
+        let (k, s) = (self.k, self.stride);
+        let pad = k / 2;
+        // Where each tap lies relative to the pixel under the window's centre.
+        let offsets: Vec<isize> = (0..k * k)
+            .map(|t| {
+                let (dy, dx) = (
+                    (t / k) as isize - pad as isize,
+                    (t % k) as isize - pad as isize,
+                );
+                (dy * src.w as isize + dx) * src.stride as isize
+            })
+            .collect();
+        out.reserve(n * k * k);
+        for (b, oy, ox) in output_pixels(r0, n, oh, ow) {
+            let (cy, cx) = (oy * s, ox * s);
+            let q = (b * src.h + cy) * src.w + cx;
+            // SAFETY: (cy, cx) is a pixel of src (output pixels map inside the input).
+            let centre = unsafe { src.at(q) } as *const f32;
+            if cy >= pad && cx >= pad && cy + pad < src.h && cx + pad < src.w {
+                // SAFETY: the whole window is inside the picture, so every tap is a pixel of src.
+                out.extend(offsets.iter().map(|&o| unsafe { centre.offset(o) }));
+            } else {
+                for (t, &o) in offsets.iter().enumerate() {
+                    let (iy, ix) = (
+                        (cy + t / k) as isize - pad as isize,
+                        (cx + t % k) as isize - pad as isize,
+                    );
+                    if iy < 0 || ix < 0 || iy >= src.h as isize || ix >= src.w as isize {
+                        out.push(zeros);
+                    } else {
+                        // SAFETY: (iy, ix) is a pixel of src.
+                        out.push(unsafe { centre.offset(o) });
+                    }
+                }
+            }
         }
     }
 
@@ -362,111 +516,248 @@ impl Conv {
     }
 }
 
-/// Products for narrow layers (8 to 32 output channels), where the matrix kernel's tiles are
-/// mostly empty: a register-blocked kernel of our own, a few pixels by all output channels at
-/// a time, written straight into the NHWC destination (AVX2 + FMA, picked at run time).
-mod narrow {
+/// The coordinates `(picture, y, x)` of output pixels `r0..r0+n` of an `oh × ow` output, by
+/// counting rather than dividing.
+fn output_pixels(
+    r0: usize,
+    n: usize,
+    oh: usize,
+    ow: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (b, rem) = (r0 / (oh * ow), r0 % (oh * ow));
+    let mut at = (b, rem / ow, rem % ow);
+    (0..n).map(move |_| {
+        let here = at;
+        at.2 += 1;
+        if at.2 == ow {
+            at.2 = 0;
+            at.1 += 1;
+            if at.1 == oh {
+                at.1 = 0;
+                at.0 += 1;
+            }
+        }
+        here
+    })
+}
+
+/// Input channels from which the direct kernel reads taps straight from the input rather than
+/// from patch rows (below, a tap is too short a run for the kernel's inner loop).
+const DIRECT_MIN_CI: usize = 8;
+
+/// The direct convolution kernel (AVX2 + FMA, picked at run time), for output channels in
+/// multiples of 8: no patch matrix, no matrix-library packing per block.
+///
+/// The weights are packed once, at load, into panels of 16 output channels (8 for the last
+/// one when `co` is an odd multiple of 8): panel `j` holds, for each of the `kdim` rows, its
+/// 16 weights side by side, so the kernel streams it linearly. A tile of 6 output pixels ×
+/// 16 channels lives in 12 registers; per input value the kernel loads two weight vectors
+/// and broadcasts one input float per pixel, read straight from the pixel under each tap.
+/// Panels are the outer loop, so a panel's weights (at most `kdim × 64` bytes) stay in the
+/// core's cache while every tile of the block runs through them.
+mod direct {
     use super::View;
 
-    /// `dst[r0 + i][0..co] = Σ_k lhs[i·lhs_rs + k] · w[k·co..][..co]` for `i < n`. Returns false
-    /// (and does nothing) when the CPU or the width is not one this kernel serves.
-    ///
-    /// # Safety
-    /// `lhs` holds `n` rows of `kdim` floats `lhs_rs` apart; `w` is `kdim × co`; the rows are
-    /// the caller's in `dst`, which has `co` channels.
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn run(
-        n: usize,
-        co: usize,
-        kdim: usize,
-        lhs: *const f32,
-        lhs_rs: usize,
-        w: &[f32],
-        dst: View,
-        r0: usize,
-    ) -> bool {
+    /// Output channels per panel.
+    const PANEL: usize = 16;
+
+    /// The packed weights of a `kdim × co` row-major matrix, or `None` when `co` is not a
+    /// multiple of 8.
+    pub fn pack(weight: &[f32], kdim: usize, co: usize) -> Option<Vec<f32>> {
+        if !co.is_multiple_of(8) || co == 0 {
+            return None;
+        }
+        let mut packed = Vec::with_capacity(kdim * co);
+        for j0 in (0..co).step_by(PANEL) {
+            let width = PANEL.min(co - j0);
+            for row in weight.chunks_exact(co).take(kdim) {
+                packed.extend_from_slice(&row[j0..j0 + width]);
+            }
+        }
+        Some(packed)
+    }
+
+    /// Whether this CPU runs the kernel.
+    pub fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("fma") {
-                return false;
-            }
-            debug_assert_eq!(w.len(), kdim * co);
-            debug_assert_eq!(dst.c, co);
-            let w = w.as_ptr();
-            // SAFETY: the CPU has AVX2 and FMA; the rest is the caller's contract.
-            unsafe {
-                match co {
-                    8 => avx2::<1, 8>(n, kdim, lhs, lhs_rs, w, dst, r0),
-                    16 => avx2::<2, 6>(n, kdim, lhs, lhs_rs, w, dst, r0),
-                    24 => avx2::<3, 4>(n, kdim, lhs, lhs_rs, w, dst, r0),
-                    32 => avx2::<4, 2>(n, kdim, lhs, lhs_rs, w, dst, r0),
-                    _ => return false,
-                }
-            }
-            true
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (n, co, kdim, lhs, lhs_rs, w, dst, r0);
             false
         }
     }
 
-    /// `V` vectors of 8 output channels, `P` pixels at a time (V·P accumulators, V weight
-    /// vectors and a broadcast: at most 16 registers).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<const V: usize, const P: usize>(
+    /// What happens to a tile's sums before they are stored: the bias, SiLU, the residual.
+    #[derive(Clone, Copy)]
+    pub struct Finish<'a> {
+        pub bias: &'a [f32],
+        pub silu: bool,
+        /// Added after the activation; same geometry as the destination.
+        pub residual: Option<View>,
+    }
+
+    /// `dst[r0 + i][..co] = finish(Σ_t Σ_c rows[i·taps + t][c] · w[t·seg + c][..co])` for
+    /// `i < n`.
+    ///
+    /// # Safety
+    /// [`available`] must be true; `rows` holds `n × taps` pointers to `seg` readable floats
+    /// each; `packed` is [`pack`]'s output for `kdim = taps · seg` and `co = finish.bias.len()`;
+    /// the rows are the caller's in `dst` (and `finish.residual`), which have `co` channels.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run(
         n: usize,
-        kdim: usize,
-        lhs: *const f32,
-        lhs_rs: usize,
-        w: *const f32,
+        taps: usize,
+        seg: usize,
+        rows: &[*const f32],
+        packed: &[f32],
+        finish: Finish<'_>,
         dst: View,
         r0: usize,
     ) {
-        use std::arch::x86_64::*;
-        let co = V * 8;
+        let co = finish.bias.len();
+        debug_assert_eq!(rows.len(), n * taps);
+        debug_assert_eq!(packed.len(), taps * seg * co);
+        debug_assert_eq!(dst.c, co);
+        #[cfg(target_arch = "x86_64")]
+        for j0 in (0..co).step_by(PANEL) {
+            let w = packed[taps * seg * j0..].as_ptr();
+            // SAFETY: the caller's contract; the panel is in `packed`.
+            unsafe {
+                if co - j0 >= PANEL {
+                    panel::<2, 6>(n, taps, seg, rows.as_ptr(), w, finish, dst, r0, j0);
+                } else {
+                    panel::<1, 8>(n, taps, seg, rows.as_ptr(), w, finish, dst, r0, j0);
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (n, taps, seg, rows, packed, finish, dst, r0);
+    }
+
+    /// One panel (`V` vectors of 8 channels from channel `j0`) for all `n` pixels: tiles of `P`
+    /// pixels, then the remainder. Weights stream from L2 (a panel is `kdim × 64` bytes); on
+    /// the wide layers that measured faster than splitting the taps into L1-sized passes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn panel<const V: usize, const P: usize>(
+        n: usize,
+        taps: usize,
+        seg: usize,
+        rows: *const *const f32,
+        w: *const f32,
+        finish: Finish<'_>,
+        dst: View,
+        r0: usize,
+        j0: usize,
+    ) {
         let mut i = 0;
-        // SAFETY (the whole body): reads stay within the caller's `n` rows of `kdim` and the
-        // `kdim × co` weights; writes go to the caller's rows of `dst`.
+        // SAFETY (the whole body): tiles stay within the caller's n pixels.
         unsafe {
             while i + P <= n {
-                let mut acc = [[_mm256_setzero_ps(); V]; P];
-                let rows: [*const f32; P] = std::array::from_fn(|p| lhs.add((i + p) * lhs_rs));
-                for k in 0..kdim {
-                    let wk = w.add(k * co);
-                    let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wk.add(v * 8)));
-                    for p in 0..P {
-                        let x = _mm256_broadcast_ss(&*rows[p].add(k));
-                        for v in 0..V {
-                            acc[p][v] = _mm256_fmadd_ps(x, wv[v], acc[p][v]);
-                        }
-                    }
-                }
-                for (p, a) in acc.iter().enumerate() {
-                    let out = dst.at(r0 + i + p);
-                    for (v, a) in a.iter().enumerate() {
-                        _mm256_storeu_ps(out.add(v * 8), *a);
-                    }
-                }
+                tile::<V, P>(taps, seg, rows.add(i * taps), w, finish, dst, r0 + i, j0);
                 i += P;
             }
-            while i < n {
-                let mut acc = [_mm256_setzero_ps(); V];
-                let row = lhs.add(i * lhs_rs);
-                for k in 0..kdim {
-                    let x = _mm256_broadcast_ss(&*row.add(k));
-                    let wk = w.add(k * co);
-                    for (v, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(x, _mm256_loadu_ps(wk.add(v * 8)), *a);
+            let t = (taps, seg, rows.add(i * taps), w, finish, dst, r0 + i, j0);
+            match n - i {
+                0 => {}
+                1 => tile::<V, 1>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+                2 => tile::<V, 2>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+                3 => tile::<V, 3>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+                4 => tile::<V, 4>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+                5 => tile::<V, 5>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+                6 => tile::<V, 6>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+                _ => tile::<V, 7>(t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7),
+            }
+        }
+    }
+
+    /// `P` pixels × `V·8` channels, accumulated in registers over every tap and input channel.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const V: usize, const P: usize>(
+        taps: usize,
+        seg: usize,
+        rows: *const *const f32,
+        mut w: *const f32,
+        finish: Finish<'_>,
+        dst: View,
+        p0: usize,
+        j0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY (the whole body): reads `seg` floats from each of the tile's row pointers and
+        // `taps · seg · V · 8` packed weights; writes the tile's pixels of dst's channel range.
+        unsafe {
+            let out: [*mut f32; P] = std::array::from_fn(|p| dst.at(p0 + p).add(j0));
+            let bias: [__m256; V] =
+                std::array::from_fn(|v| _mm256_loadu_ps(finish.bias.as_ptr().add(j0 + v * 8)));
+            let mut acc = [bias; P];
+            for t in 0..taps {
+                let x: [*const f32; P] = std::array::from_fn(|p| *rows.add(p * taps + t));
+                for c in 0..seg {
+                    let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(w.add(v * 8)));
+                    for p in 0..P {
+                        let b = _mm256_broadcast_ss(&*x[p].add(c));
+                        for v in 0..V {
+                            acc[p][v] = _mm256_fmadd_ps(b, wv[v], acc[p][v]);
+                        }
                     }
+                    w = w.add(V * 8);
                 }
-                let out = dst.at(r0 + i);
-                for (v, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(out.add(v * 8), *a);
+            }
+            for (p, a) in acc.iter().enumerate() {
+                for (v, a) in a.iter().enumerate() {
+                    _mm256_storeu_ps(out[p].add(v * 8), *a);
                 }
-                i += 1;
+            }
+            // From the stored sums (still in L1): a loop over registers here would make the
+            // compiler keep the accumulators in memory throughout the product above.
+            if finish.silu || finish.residual.is_some() {
+                finish_tile(P, V * 8, finish, dst, p0, j0);
+            }
+        }
+    }
+
+    /// SiLU and the residual on `p` pixels × `width` channels from `j0`, in place.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn finish_tile(
+        p: usize,
+        width: usize,
+        finish: Finish<'_>,
+        dst: View,
+        p0: usize,
+        j0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY (the whole body): the tile's pixels and channels, in dst and the residual.
+        unsafe {
+            let (one, two) = (_mm256_set1_ps(1.0), _mm256_set1_ps(2.0));
+            for i in p0..p0 + p {
+                let out = dst.at(i).add(j0);
+                let res = finish.residual.map(|r| r.at(i).add(j0));
+                for v in (0..width).step_by(8) {
+                    let mut a = _mm256_loadu_ps(out.add(v));
+                    if finish.silu {
+                        // a / (1 + e^-a), the division as a reciprocal estimate refined by one
+                        // Newton step (relative error about 1e-7; a divide is several times
+                        // slower and this runs on every output).
+                        let e = super::simd::exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), a));
+                        let d = _mm256_add_ps(one, e);
+                        let r = _mm256_rcp_ps(d);
+                        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+                        a = _mm256_mul_ps(a, r);
+                    }
+                    if let Some(r) = res {
+                        a = _mm256_add_ps(a, _mm256_loadu_ps(r.add(v)));
+                    }
+                    _mm256_storeu_ps(out.add(v), a);
+                }
             }
         }
     }
@@ -481,6 +772,12 @@ struct Scratch {
     patches: Vec<f32>,
     /// The block's output when computed pixel-major.
     out: Vec<f32>,
+    /// The direct kernel's row pointers.
+    rows: Vec<*const f32>,
+    /// A run of zeros for taps in the padding.
+    zeros: Vec<f32>,
+    /// Window rows cut by the picture's edge, completed with zeros.
+    edges: Vec<f32>,
 }
 
 thread_local! {
@@ -488,20 +785,24 @@ thread_local! {
         RefCell::new(Scratch {
             patches: Vec::new(),
             out: Vec::new(),
+            rows: Vec::new(),
+            zeros: Vec::new(),
+            edges: Vec::new(),
         })
     };
 }
 
-/// Rows of output pixels per block: enough blocks to share among the threads, each big enough
-/// for the matrix kernel to run at speed and small enough for its patch matrix to stay in cache.
+/// Rows of output pixels per block: the same number of blocks for every thread (a layer of
+/// 400 pixels cut into 7 blocks keeps one of two threads busy for 4 while the other has 3),
+/// each at most [`MAX_BLOCK`] rows so that a block's inputs and outputs stay in cache.
 fn block_rows(rows: usize, threads: usize) -> usize {
     let threads = threads.max(1);
-    let even = rows.div_ceil(threads);
-    if even <= 64 {
-        return even.max(1);
-    }
-    rows.div_ceil(threads * 4).clamp(64, 256)
+    let per_thread = rows.div_ceil(threads).div_ceil(MAX_BLOCK).max(1);
+    rows.div_ceil(threads * per_thread).max(1)
 }
+
+/// The most output pixels in one block.
+const MAX_BLOCK: usize = 256;
 
 /// 5×5 max-pool with stride 1 and 2 pixels of `-inf` padding (SPPF's), separable: along
 /// rows into `tmp`, then along columns into `dst`.
@@ -710,7 +1011,47 @@ pub(crate) mod simd {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dfl_avx2(logits: &[f32], stride: usize, bins: &[f32], out: &mut [[f32; 4]]) {
-        dfl_generic(logits, stride, bins, out)
+        use std::arch::x86_64::*;
+        // Sixteen bins (every published model) are two vectors per side; the reductions
+        // (maximum, sums) go across lanes, which the compiler does not vectorise for floats
+        // on its own.
+        if bins.len() != 16 || stride < 64 {
+            return dfl_generic(logits, stride, bins, out);
+        }
+        #[inline(always)]
+        fn hsum(v: __m256) -> f32 {
+            // SAFETY: only called from this AVX2 function.
+            unsafe {
+                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+            }
+        }
+        // SAFETY: the CPU has AVX2 and FMA; loads stay within each pixel's first 64 floats.
+        unsafe {
+            let (b0, b1) = (
+                _mm256_loadu_ps(bins.as_ptr()),
+                _mm256_loadu_ps(bins.as_ptr().add(8)),
+            );
+            for (px, d) in logits.chunks(stride).zip(out.iter_mut()) {
+                if px.len() < 64 {
+                    break;
+                }
+                for (side, d) in d.iter_mut().enumerate() {
+                    let l = px.as_ptr().add(side * 16);
+                    let (v0, v1) = (_mm256_loadu_ps(l), _mm256_loadu_ps(l.add(8)));
+                    let m = _mm256_max_ps(v0, v1);
+                    let m = _mm256_max_ps(m, _mm256_permute2f128_ps::<1>(m, m));
+                    let m = _mm256_max_ps(m, _mm256_shuffle_ps::<0b01_00_11_10>(m, m));
+                    let m = _mm256_max_ps(m, _mm256_shuffle_ps::<0b10_11_00_01>(m, m));
+                    let e0 = exp_avx2(_mm256_sub_ps(v0, m));
+                    let e1 = exp_avx2(_mm256_sub_ps(v1, m));
+                    let sum = hsum(_mm256_add_ps(e0, e1));
+                    let acc = hsum(_mm256_fmadd_ps(e1, b1, _mm256_mul_ps(e0, b0)));
+                    *d = acc / sum;
+                }
+            }
+        }
     }
 
     #[inline(always)]
@@ -791,6 +1132,54 @@ pub(crate) mod simd {
         e * f32::from_bits(bits)
     }
 
+    /// [`exp`] on eight lanes, the same steps in AVX2 + FMA intrinsics (for kernels that keep
+    /// their values in registers).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn exp_avx2(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        const ROUND: f32 = 12_582_912.0;
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+            _mm256_set1_ps(88.0),
+        );
+        let t = _mm256_fmadd_ps(
+            x,
+            _mm256_set1_ps(std::f32::consts::LOG2_E),
+            _mm256_set1_ps(ROUND),
+        );
+        let n = _mm256_sub_ps(t, _mm256_set1_ps(ROUND));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let e = _mm256_fmadd_ps(
+            _mm256_mul_ps(p, r),
+            r,
+            _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+        );
+        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_sub_epi32(
+                _mm256_castps_si256(t),
+                _mm256_set1_epi32(ROUND.to_bits() as i32),
+            ),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_mul_ps(e, _mm256_castsi256_ps(bits))
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
@@ -804,6 +1193,38 @@ pub(crate) mod simd {
                 x += 0.0137;
             }
             assert!(worst < 3e-7, "relative error {worst}");
+        }
+
+        #[test]
+        fn dfl_matches_its_definition() {
+            let bins: Vec<f32> = (0..16).map(|i| i as f32).collect();
+            let stride = 70;
+            let logits: Vec<f32> = (0..stride * 13)
+                .map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 24.0)
+                .collect();
+            let mut fast = vec![[0f32; 4]; 13];
+            let mut plain = vec![[0f32; 4]; 13];
+            super::dfl(&logits, stride, &bins, &mut fast);
+            super::dfl_generic(&logits, stride, &bins, &mut plain);
+            for (px, (f, p)) in logits.chunks(stride).zip(fast.iter().zip(&plain)) {
+                for side in 0..4 {
+                    let l = &px[side * 16..side * 16 + 16];
+                    let m = l
+                        .iter()
+                        .copied()
+                        .fold(f64::NEG_INFINITY, |a, b| a.max(f64::from(b)));
+                    let e: Vec<f64> = l.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+                    let want = e
+                        .iter()
+                        .zip(0..)
+                        .map(|(e, i)| e * f64::from(i))
+                        .sum::<f64>()
+                        / e.iter().sum::<f64>();
+                    for got in [f[side], p[side]] {
+                        assert!((f64::from(got) - want).abs() < 1e-4, "{got} vs {want}");
+                    }
+                }
+            }
         }
 
         #[test]
@@ -887,41 +1308,68 @@ mod tests {
     #[test]
     fn convolutions_match_a_direct_implementation() {
         for &(h, w, ci, co, k, s) in &[
+            // Widths the direct kernel does not take (the matrix-library path).
             (9, 7, 3, 5, 3, 2),
             (8, 8, 4, 6, 3, 1),
             (6, 5, 7, 3, 1, 1),
+            // The direct kernel: thin and wide inputs, 8-channel panels, pixel counts that
+            // leave partial tiles, stride 2 with odd sizes.
             (17, 13, 16, 32, 3, 2),
             (20, 20, 8, 8, 3, 1),
-            // The narrow kernel's widths, with row counts that leave remainders.
             (23, 19, 3, 16, 3, 2),
             (11, 9, 16, 16, 3, 1),
             (13, 7, 48, 32, 1, 1),
             (9, 9, 5, 24, 3, 1),
+            (7, 10, 64, 80, 3, 1),
+            (5, 6, 24, 40, 3, 2),
+            (6, 6, 40, 64, 1, 1),
         ] {
             let x = pseudo_random(h * w * ci, 1);
             let wt = pseudo_random(co * ci * k * k, 2);
-            let conv = Conv::fold(&wt, [co, ci, k, k], None, None, s, false);
-            let mut input = Act {
-                data: x.clone(),
-                b: 1,
-                h,
-                w,
-                c: ci,
-            };
-            let (oh, ow) = conv.out_size(h, w);
-            // Write into the middle of a wider buffer to check strided destinations.
-            let mut out = Act::zeros(1, oh, ow, co + 3);
-            for threads in [1, 2] {
-                conv.run(input.all(), out.view(2, co), None, threads);
-                let want = conv_reference(&x, (h, w, ci), &wt, co, k, s);
-                for p in 0..oh * ow {
-                    for o in 0..co {
-                        let got = out.data[p * (co + 3) + 2 + o];
-                        let want = want[p * co + o];
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "{h}x{w}x{ci}->{co} k{k} s{s}: {got} vs {want}"
-                        );
+            let bias = pseudo_random(co, 3);
+            let res = pseudo_random(h * w * co, 4);
+            let want = conv_reference(&x, (h, w, ci), &wt, co, k, s);
+            for silu in [false, true] {
+                let conv = Conv::fold(&wt, [co, ci, k, k], Some(&bias), None, s, silu);
+                let (oh, ow) = conv.out_size(h, w);
+                // The input both dense and as a channel range of a wider buffer (C2f's
+                // chunks), the output into the middle of a wider buffer, with a residual.
+                let mut dense = Act {
+                    data: x.clone(),
+                    b: 1,
+                    h,
+                    w,
+                    c: ci,
+                };
+                let mut wide = Act::zeros(1, h, w, ci + 5);
+                for (p, px) in x.chunks_exact(ci).enumerate() {
+                    wide.data[p * (ci + 5) + 1..][..ci].copy_from_slice(px);
+                }
+                let mut residual = Act {
+                    data: res[..oh * ow * co].to_vec(),
+                    b: 1,
+                    h: oh,
+                    w: ow,
+                    c: co,
+                };
+                let mut out = Act::zeros(1, oh, ow, co + 3);
+                for (input, threads) in [(dense.all(), 1), (dense.all(), 2), (wide.view(1, ci), 2)]
+                {
+                    let r = silu.then(|| residual.all());
+                    conv.run(input, out.view(2, co), r, threads);
+                    for p in 0..oh * ow {
+                        for o in 0..co {
+                            let got = out.data[p * (co + 3) + 2 + o];
+                            let mut want = want[p * co + o] + bias[o];
+                            if silu {
+                                want = want / (1.0 + (-want).exp()) + res[p * co + o];
+                            }
+                            assert!(
+                                (got - want).abs() < 1e-4,
+                                "{h}x{w}x{ci}->{co} k{k} s{s} silu {silu} stride {}: {got} vs {want}",
+                                input.stride
+                            );
+                        }
                     }
                 }
             }
