@@ -843,32 +843,29 @@ pub(crate) fn maxpool5(src: View, dst: View) {
     }
 }
 
-/// Nearest-neighbour 2× upsampling of `src` into `dst` (twice its height and width).
-pub(crate) fn upsample2(src: View, dst: View) {
+/// Nearest-neighbour 2× upsampling of `src` into `dst` (twice its height and width), output
+/// rows shared among `threads`.
+pub(crate) fn upsample2(src: View, dst: View, threads: usize) {
     assert_eq!(
         (dst.b, dst.h, dst.w, dst.c),
         (src.b, src.h * 2, src.w * 2, src.c)
     );
-    for b in 0..dst.b {
-        for y in 0..dst.h {
-            for x in 0..dst.w {
-                // SAFETY: both pixels are in their views; src and dst do not overlap.
-                unsafe {
-                    let from = src.at((b * src.h + y / 2) * src.w + x / 2);
-                    let to = dst.at((b * dst.h + y) * dst.w + x);
-                    std::ptr::copy_nonoverlapping(from, to, src.c);
-                }
+    let row = |r: usize| {
+        let (b, y) = (r / dst.h, r % dst.h);
+        for x in 0..dst.w {
+            // SAFETY: both pixels are in their views; src and dst do not overlap, and each
+            // output row is written by one call only.
+            unsafe {
+                let from = src.at((b * src.h + y / 2) * src.w + x / 2);
+                let to = dst.at((b * dst.h + y) * dst.w + x);
+                std::ptr::copy_nonoverlapping(from, to, src.c);
             }
         }
-    }
-}
-
-/// Copies `src` into `dst` (same geometry and channel count).
-pub(crate) fn copy(src: View, dst: View) {
-    assert_eq!((src.b, src.h, src.w, src.c), (dst.b, dst.h, dst.w, dst.c));
-    for p in 0..src.pixels() {
-        // SAFETY: p is a pixel of both; the channel ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(src.at(p), dst.at(p), src.c) };
+    };
+    if threads > 1 {
+        (0..dst.b * dst.h).into_par_iter().for_each(row);
+    } else {
+        (0..dst.b * dst.h).for_each(row);
     }
 }
 

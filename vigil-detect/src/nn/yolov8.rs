@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use vigil_core::{Error, Result};
 
-use super::kernels::{copy, maxpool5, simd, upsample2, Act, BatchNorm, Conv};
+use super::kernels::{maxpool5, simd, upsample2, Act, BatchNorm, Conv, View};
 
 /// Batch-norm epsilon of ultralytics' `Conv` blocks (not PyTorch's default 1e-5).
 const BN_EPS: f64 = 1e-3;
@@ -176,10 +176,11 @@ struct C2f {
 }
 
 impl C2f {
-    fn run(&self, x: &mut Act, threads: usize) -> Act {
+    /// Runs the block on `x` into `dst` (`cv2.co` channels of the same geometry).
+    fn run(&self, x: View, dst: View, threads: usize) {
         let (b, h, w, c) = (x.b, x.h, x.w, self.c);
         let mut y = Act::scratch(b, h, w, (2 + self.m.len()) * c);
-        self.cv1.run(x.all(), y.view(0, 2 * c), None, threads);
+        self.cv1.run(x, y.view(0, 2 * c), None, threads);
         let mut t = Act::scratch(b, h, w, c);
         for (j, (cv1, cv2)) in self.m.iter().enumerate() {
             if t.c != cv1.co {
@@ -189,8 +190,13 @@ impl C2f {
             let residual = self.shortcut.then(|| y.view((1 + j) * c, c));
             cv2.run(t.all(), y.view((2 + j) * c, c), residual, threads);
         }
-        let mut out = Act::scratch(b, h, w, self.cv2.co);
-        self.cv2.run(y.all(), out.all(), None, threads);
+        self.cv2.run(y.all(), dst, None, threads);
+    }
+
+    /// Runs the block on `x` into a new activation.
+    fn output(&self, x: View, threads: usize) -> Act {
+        let mut out = Act::scratch(x.b, x.h, x.w, self.cv2.co);
+        self.run(x, out.all(), threads);
         out
     }
 }
@@ -203,18 +209,15 @@ struct Sppf {
 }
 
 impl Sppf {
-    fn run(&self, x: &mut Act, threads: usize) -> Act {
+    /// Runs the block on `x` into `dst` (`cv2.co` channels of the same geometry).
+    fn run(&self, x: View, dst: View, threads: usize) {
         let c = self.cv1.co;
         let mut y = Act::scratch(x.b, x.h, x.w, 4 * c);
-        self.cv1.run(x.all(), y.view(0, c), None, threads);
+        self.cv1.run(x, y.view(0, c), None, threads);
         for i in 1..4 {
-            let mut pooled = Act::scratch(x.b, x.h, x.w, c);
-            maxpool5(y.view((i - 1) * c, c), pooled.all());
-            copy(pooled.all(), y.view(i * c, c));
+            maxpool5(y.view((i - 1) * c, c), y.view(i * c, c));
         }
-        let mut out = Act::scratch(x.b, x.h, x.w, self.cv2.co);
-        self.cv2.run(y.all(), out.all(), None, threads);
-        out
+        self.cv2.run(y.all(), dst, None, threads);
     }
 }
 
@@ -344,44 +347,54 @@ impl YoloV8 {
     /// the raw head output `[b, 4 + classes, anchors]`: box centre, width and height in input
     /// pixels, then class probabilities.
     pub fn forward(&self, x: &mut Act, threads: usize) -> Vec<f32> {
-        let conv = |c: &Conv, x: &mut Act| {
+        let conv = |c: &Conv, x: View| {
             let (h, w) = c.out_size(x.h, x.w);
             let mut out = Act::scratch(x.b, h, w, c.co);
-            c.run(x.all(), out.all(), None, threads);
+            c.run(x, out.all(), None, threads);
             out
         };
-        let mut t = conv(&self.stem[0], x);
-        let mut t = conv(&self.stem[1], &mut t);
-        let mut t = self.c2f2.run(&mut t, threads);
-        let mut t = conv(&self.down3, &mut t);
-        let mut p3 = self.c2f4.run(&mut t, threads);
-        let mut t = conv(&self.down5, &mut p3);
-        let mut p4 = self.c2f6.run(&mut t, threads);
-        let mut t = conv(&self.down7, &mut p4);
-        let mut t = self.c2f8.run(&mut t, threads);
-        let mut p5 = self.sppf.run(&mut t, threads);
+        // Each block writes its output where the graph concatenates it, and later layers read
+        // it there, so no concatenation copies anything: p3 sits beside up(n12) in cat15, p4
+        // beside up(p5) in cat12, n12 beside down16's output in cat18, p5 beside down19's in
+        // cat21.
+        let (b, h8, w8) = (x.b, x.h / 8, x.w / 8);
+        let (h16, w16, h32, w32) = (h8 / 2, w8 / 2, h8 / 4, w8 / 4);
+        let (c3, c4, c5, c12) = (
+            self.c2f4.cv2.co,
+            self.c2f6.cv2.co,
+            self.sppf.cv2.co,
+            self.c2f12.cv2.co,
+        );
+        let mut cat15 = Act::scratch(b, h8, w8, c12 + c3);
+        let mut cat12 = Act::scratch(b, h16, w16, c5 + c4);
+        let mut cat18 = Act::scratch(b, h16, w16, self.down16.co + c12);
+        let mut cat21 = Act::scratch(b, h32, w32, self.down19.co + c5);
+        let p3 = cat15.view(c12, c3);
+        let p4 = cat12.view(c5, c4);
+        let n12 = cat18.view(self.down16.co, c12);
+        let p5 = cat21.view(self.down19.co, c5);
 
-        let mut cat = Act::scratch(p4.b, p4.h, p4.w, p5.c + p4.c);
-        upsample2(p5.all(), cat.view(0, p5.c));
-        copy(p4.all(), cat.view(p5.c, p4.c));
-        let mut n12 = self.c2f12.run(&mut cat, threads);
+        let mut t = conv(&self.stem[0], x.all());
+        let mut t = conv(&self.stem[1], t.all());
+        let mut t = self.c2f2.output(t.all(), threads);
+        let mut t = conv(&self.down3, t.all());
+        self.c2f4.run(t.all(), p3, threads);
+        let mut t = conv(&self.down5, p3);
+        self.c2f6.run(t.all(), p4, threads);
+        let mut t = conv(&self.down7, p4);
+        let mut t = self.c2f8.output(t.all(), threads);
+        self.sppf.run(t.all(), p5, threads);
 
-        let mut cat = Act::scratch(p3.b, p3.h, p3.w, n12.c + p3.c);
-        upsample2(n12.all(), cat.view(0, n12.c));
-        copy(p3.all(), cat.view(n12.c, p3.c));
-        let mut out8 = self.c2f15.run(&mut cat, threads);
-
-        let mut cat = Act::scratch(n12.b, n12.h, n12.w, self.down16.co + n12.c);
+        upsample2(p5, cat12.view(0, c5), threads);
+        self.c2f12.run(cat12.all(), n12, threads);
+        upsample2(n12, cat15.view(0, c12), threads);
+        let mut out8 = self.c2f15.output(cat15.all(), threads);
         self.down16
-            .run(out8.all(), cat.view(0, self.down16.co), None, threads);
-        copy(n12.all(), cat.view(self.down16.co, n12.c));
-        let mut out16 = self.c2f18.run(&mut cat, threads);
-
-        let mut cat = Act::scratch(p5.b, p5.h, p5.w, self.down19.co + p5.c);
+            .run(out8.all(), cat18.view(0, self.down16.co), None, threads);
+        let mut out16 = self.c2f18.output(cat18.all(), threads);
         self.down19
-            .run(out16.all(), cat.view(0, self.down19.co), None, threads);
-        copy(p5.all(), cat.view(self.down19.co, p5.c));
-        let mut out32 = self.c2f21.run(&mut cat, threads);
+            .run(out16.all(), cat21.view(0, self.down19.co), None, threads);
+        let mut out32 = self.c2f21.output(cat21.all(), threads);
 
         let (b, nc) = (x.b, self.classes);
         let n: usize = [&out8, &out16, &out32].iter().map(|a| a.h * a.w).sum();
@@ -397,8 +410,8 @@ impl YoloV8 {
             let (h, w) = (feat.h, feat.w);
             let mut raw = Act::scratch(b, h, w, 4 * REG_MAX + nc);
             for (branch, c0) in [(&head.reg, 0), (&head.cls, 4 * REG_MAX)] {
-                let mut a = conv(&branch[0], feat);
-                let mut bb = conv(&branch[1], &mut a);
+                let mut a = conv(&branch[0], feat.all());
+                let mut bb = conv(&branch[1], a.all());
                 branch[2].run(bb.all(), raw.view(c0, branch[2].co), None, threads);
             }
             self.decode(&mut raw, stride, &mut out, first, n);
