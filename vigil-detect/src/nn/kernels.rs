@@ -162,6 +162,9 @@ pub(crate) struct Conv {
     /// The weights again in panels for the direct kernel (see [`direct`]), when `co` is a
     /// multiple of 8.
     packed: Option<Vec<f32>>,
+    /// The weights in the Winograd domain (see [`winograd`]), for 3×3 stride-1 layers whose
+    /// channel counts are multiples of 8.
+    winograd: Option<winograd::Weights>,
     pub bias: Vec<f32>,
     pub silu: bool,
 }
@@ -212,6 +215,9 @@ impl Conv {
             }
         }
         let packed = direct::pack(&weight, k * k * ci, co);
+        let winograd = (k == 3 && stride == 1)
+            .then(|| winograd::Weights::new(&weight, ci, co))
+            .flatten();
         Conv {
             k,
             stride,
@@ -219,6 +225,7 @@ impl Conv {
             co,
             weight,
             packed,
+            winograd,
             bias: bias.into_iter().map(|v| v as f32).collect(),
             silu,
         }
@@ -246,6 +253,10 @@ impl Conv {
         );
         if let Some(r) = residual {
             assert_eq!((r.b, r.h, r.w, r.c), (dst.b, dst.h, dst.w, dst.c));
+        }
+        if let Some(w) = self.winograd.as_ref().filter(|_| direct::available()) {
+            self.run_winograd(w, src, dst, residual, threads);
+            return;
         }
         let rows = dst.pixels();
         let block = block_rows(rows, threads);
@@ -355,11 +366,65 @@ impl Conv {
                 }
             });
         };
-        if threads <= 1 || blocks == 1 {
-            (0..blocks).for_each(work);
-        } else {
-            (0..blocks).into_par_iter().for_each(work);
-        }
+        for_each_block(blocks, threads, work);
+    }
+
+    /// [`Conv::run`] through the Winograd transform: blocks of 2×2 output tiles shared among the
+    /// threads.
+    fn run_winograd(
+        &self,
+        w: &winograd::Weights,
+        src: View,
+        dst: View,
+        residual: Option<View>,
+        threads: usize,
+    ) {
+        let (th, tw) = (dst.h.div_ceil(2), dst.w.div_ceil(2));
+        let tiles = dst.b * th * tw;
+        // Blocks as large as for the direct path (up to 256 tiles): the products run faster on
+        // long blocks than the transformed tiles lose by leaving L2.
+        let block = block_rows(tiles, threads);
+        let blocks = tiles.div_ceil(block);
+        let finish = direct::Finish {
+            bias: &self.bias,
+            silu: self.silu,
+            residual,
+        };
+        let work = |i: usize| {
+            let t0 = i * block;
+            let n = block.min(tiles - t0);
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let Scratch {
+                    patches,
+                    out,
+                    rows,
+                    zeros,
+                    ..
+                } = &mut *scratch;
+                if zeros.len() < self.ci {
+                    zeros.resize(self.ci, 0.0);
+                }
+                // SAFETY: the CPU has AVX2 and FMA (checked by the caller); the views have the
+                // geometry checked in `run`; this block writes only its tiles' pixels of dst.
+                unsafe {
+                    winograd::run(
+                        w,
+                        src,
+                        dst,
+                        (t0, n),
+                        finish,
+                        winograd::Scratch {
+                            v: patches,
+                            m: out,
+                            rows,
+                            zeros,
+                        },
+                    )
+                };
+            });
+        };
+        for_each_block(blocks, threads, work);
     }
 
     /// Pushes, for each output pixel `r0..r0+n` (the `i`-th) and each kernel row `ky`, the
@@ -737,21 +802,13 @@ mod direct {
         use std::arch::x86_64::*;
         // SAFETY (the whole body): the tile's pixels and channels, in dst and the residual.
         unsafe {
-            let (one, two) = (_mm256_set1_ps(1.0), _mm256_set1_ps(2.0));
             for i in p0..p0 + p {
                 let out = dst.at(i).add(j0);
                 let res = finish.residual.map(|r| r.at(i).add(j0));
                 for v in (0..width).step_by(8) {
                     let mut a = _mm256_loadu_ps(out.add(v));
                     if finish.silu {
-                        // a / (1 + e^-a), the division as a reciprocal estimate refined by one
-                        // Newton step (relative error about 1e-7; a divide is several times
-                        // slower and this runs on every output).
-                        let e = super::simd::exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), a));
-                        let d = _mm256_add_ps(one, e);
-                        let r = _mm256_rcp_ps(d);
-                        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
-                        a = _mm256_mul_ps(a, r);
+                        a = super::simd::silu_avx2(a);
                     }
                     if let Some(r) = res {
                         a = _mm256_add_ps(a, _mm256_loadu_ps(r.add(v)));
@@ -760,6 +817,233 @@ mod direct {
                 }
             }
         }
+    }
+}
+
+/// Winograd's minimal filtering F(2×2, 3×3) for 3×3 stride-1 convolutions: each 2×2 tile of
+/// output pixels comes from a 4×4 tile of input, and in the transformed domain the 36
+/// multiply-adds per channel pair of a tile become 16. Per block of tiles: the input tiles are
+/// transformed (`V = Bᵀ d B`, additions only) into 16 matrices of tiles × ci; each is
+/// multiplied with the matching ci × co matrix of transformed weights (`U = G g Gᵀ`, computed
+/// in f64 at load) by the direct kernel; the 16 products are transformed back (`Y = Aᵀ M A`)
+/// and finished (bias, SiLU, residual) on their way into the destination. The transforms'
+/// coefficients are 0, ±1 and ½, so the error stays at float rounding (checked against the
+/// direct convolution in the tests and against ultralytics in the parity test).
+mod winograd {
+    use super::{direct, View};
+
+    /// The transformed weights.
+    #[derive(Clone, Debug)]
+    pub struct Weights {
+        ci: usize,
+        co: usize,
+        /// For each point ξ of the 4×4 transform, its ci × co matrix packed for the kernel.
+        u: Vec<Vec<f32>>,
+        /// A zero bias for the products (the real one is added after the inverse transform).
+        zeros: Vec<f32>,
+    }
+
+    impl Weights {
+        /// From `[(ky·3 + kx)·ci + c][o]` row-major weights; `None` unless both channel counts
+        /// are multiples of 8.
+        pub fn new(weight: &[f32], ci: usize, co: usize) -> Option<Weights> {
+            if ci == 0 || !ci.is_multiple_of(8) || !co.is_multiple_of(8) {
+                return None;
+            }
+            const G: [[f64; 3]; 4] = [
+                [1.0, 0.0, 0.0],
+                [0.5, 0.5, 0.5],
+                [0.5, -0.5, 0.5],
+                [0.0, 0.0, 1.0],
+            ];
+            let mut u = vec![vec![0f32; ci * co]; 16];
+            for c in 0..ci {
+                for o in 0..co {
+                    let g =
+                        |ky: usize, kx: usize| f64::from(weight[((ky * 3 + kx) * ci + c) * co + o]);
+                    for (i, gi) in G.iter().enumerate() {
+                        for (j, gj) in G.iter().enumerate() {
+                            let mut sum = 0f64;
+                            for (ky, a) in gi.iter().enumerate() {
+                                for (kx, b) in gj.iter().enumerate() {
+                                    sum += a * g(ky, kx) * b;
+                                }
+                            }
+                            u[i * 4 + j][c * co + o] = sum as f32;
+                        }
+                    }
+                }
+            }
+            let u = u
+                .iter()
+                .map(|m| direct::pack(m, ci, co))
+                .collect::<Option<Vec<_>>>()?;
+            Some(Weights {
+                ci,
+                co,
+                u,
+                zeros: vec![0.0; co],
+            })
+        }
+    }
+
+    /// A worker's buffers.
+    pub struct Scratch<'a> {
+        /// The transformed input tiles, `[16][tiles][ci]`.
+        pub v: &'a mut Vec<f32>,
+        /// The products, `[16][tiles][co]`.
+        pub m: &'a mut Vec<f32>,
+        /// Row pointers for the kernel.
+        pub rows: &'a mut Vec<*const f32>,
+        /// At least `ci` zeros, for input outside the picture.
+        pub zeros: &'a [f32],
+    }
+
+    /// Output tiles `tiles.0..tiles.0 + tiles.1` (2×2 pixels each, row-major over the pictures)
+    /// of the convolution of `src` into `dst`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `src` has `w.ci` channels and `dst` (and the residual)
+    /// `w.co` and the same height and width; the tiles' pixels of dst are the caller's.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn run(
+        w: &Weights,
+        src: View,
+        dst: View,
+        tiles: (usize, usize),
+        finish: direct::Finish<'_>,
+        scratch: Scratch<'_>,
+    ) {
+        use std::arch::x86_64::*;
+        let (ci, co) = (w.ci, w.co);
+        let (t0, n) = tiles;
+        let (h, wd) = (dst.h, dst.w);
+        let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+        let Scratch { v, m, rows, zeros } = scratch;
+        if v.len() < 16 * n * ci {
+            v.resize(16 * n * ci, 0.0);
+        }
+        if m.len() < 16 * n * co {
+            m.resize(16 * n * co, 0.0);
+        }
+        let (vp, mp) = (v.as_mut_ptr(), m.as_mut_ptr());
+        let tile = |t: usize| {
+            let (b, rem) = (t / (th * tw), t % (th * tw));
+            (b, rem / tw, rem % tw)
+        };
+        // SAFETY (the whole body): every pointer below is a pixel of src or dst (checked
+        // against the picture), the zeros, or inside v and m as sized above.
+        unsafe {
+            // V = Bᵀ d B, eight channels at a time.
+            for i in 0..n {
+                let (b, ty, tx) = tile(t0 + i);
+                let at: [[*const f32; 4]; 4] = std::array::from_fn(|r| {
+                    std::array::from_fn(|q| {
+                        let (iy, ix) = ((2 * ty + r) as isize - 1, (2 * tx + q) as isize - 1);
+                        if iy < 0 || ix < 0 || iy >= src.h as isize || ix >= src.w as isize {
+                            zeros.as_ptr()
+                        } else {
+                            src.at((b * src.h + iy as usize) * src.w + ix as usize) as *const f32
+                        }
+                    })
+                });
+                for c in (0..ci).step_by(8) {
+                    let d: [[__m256; 4]; 4] = std::array::from_fn(|r| {
+                        std::array::from_fn(|q| _mm256_loadu_ps(at[r][q].add(c)))
+                    });
+                    let t: [[__m256; 4]; 4] = [
+                        std::array::from_fn(|q| _mm256_sub_ps(d[0][q], d[2][q])),
+                        std::array::from_fn(|q| _mm256_add_ps(d[1][q], d[2][q])),
+                        std::array::from_fn(|q| _mm256_sub_ps(d[2][q], d[1][q])),
+                        std::array::from_fn(|q| _mm256_sub_ps(d[1][q], d[3][q])),
+                    ];
+                    for (r, t) in t.iter().enumerate() {
+                        let x = [
+                            _mm256_sub_ps(t[0], t[2]),
+                            _mm256_add_ps(t[1], t[2]),
+                            _mm256_sub_ps(t[2], t[1]),
+                            _mm256_sub_ps(t[1], t[3]),
+                        ];
+                        for (q, x) in x.iter().enumerate() {
+                            _mm256_storeu_ps(vp.add(((r * 4 + q) * n + i) * ci + c), *x);
+                        }
+                    }
+                }
+            }
+            // M = V U for each of the 16 points.
+            for xi in 0..16 {
+                rows.clear();
+                rows.extend((0..n).map(|i| vp.add((xi * n + i) * ci) as *const f32));
+                let out = View {
+                    ptr: mp.add(xi * n * co),
+                    b: 1,
+                    h: 1,
+                    w: n,
+                    stride: co,
+                    c0: 0,
+                    c: co,
+                };
+                let plain = direct::Finish {
+                    bias: &w.zeros,
+                    silu: false,
+                    residual: None,
+                };
+                direct::run(n, 1, ci, rows, &w.u[xi], plain, out, 0);
+            }
+            // Y = Aᵀ M A, finished into dst.
+            for i in 0..n {
+                let (b, ty, tx) = tile(t0 + i);
+                for o in (0..co).step_by(8) {
+                    let mm: [__m256; 16] =
+                        std::array::from_fn(|xi| _mm256_loadu_ps(mp.add((xi * n + i) * co + o)));
+                    let row = |r: usize, q: usize| mm[r * 4 + q];
+                    let t: [[__m256; 4]; 2] = [
+                        std::array::from_fn(|q| {
+                            _mm256_add_ps(_mm256_add_ps(row(0, q), row(1, q)), row(2, q))
+                        }),
+                        std::array::from_fn(|q| {
+                            _mm256_sub_ps(_mm256_sub_ps(row(1, q), row(2, q)), row(3, q))
+                        }),
+                    ];
+                    let bias = _mm256_loadu_ps(finish.bias.as_ptr().add(o));
+                    for (a, t) in t.iter().enumerate() {
+                        let y = [
+                            _mm256_add_ps(_mm256_add_ps(t[0], t[1]), t[2]),
+                            _mm256_sub_ps(_mm256_sub_ps(t[1], t[2]), t[3]),
+                        ];
+                        let oy = 2 * ty + a;
+                        for (bb, y) in y.iter().enumerate() {
+                            let ox = 2 * tx + bb;
+                            if oy >= h || ox >= wd {
+                                continue;
+                            }
+                            let p = (b * h + oy) * wd + ox;
+                            let mut y = _mm256_add_ps(*y, bias);
+                            if finish.silu {
+                                y = super::simd::silu_avx2(y);
+                            }
+                            if let Some(r) = finish.residual {
+                                y = _mm256_add_ps(y, _mm256_loadu_ps(r.at(p).add(o)));
+                            }
+                            _mm256_storeu_ps(dst.at(p).add(o), y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Never called: [`Weights::new`] is only used where the direct kernel runs.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub unsafe fn run(
+        _: &Weights,
+        _: View,
+        _: View,
+        _: (usize, usize),
+        _: direct::Finish<'_>,
+        _: Scratch<'_>,
+    ) {
     }
 }
 
@@ -790,6 +1074,15 @@ thread_local! {
             edges: Vec::new(),
         })
     };
+}
+
+/// Runs `work` on every block index, on the calling thread or shared among the pool's.
+fn for_each_block(blocks: usize, threads: usize, work: impl Fn(usize) + Send + Sync) {
+    if threads <= 1 || blocks == 1 {
+        (0..blocks).for_each(work);
+    } else {
+        (0..blocks).into_par_iter().for_each(work);
+    }
 }
 
 /// Rows of output pixels per block: the same number of blocks for every thread (a layer of
@@ -1129,6 +1422,24 @@ pub(crate) mod simd {
         e * f32::from_bits(bits)
     }
 
+    /// SiLU on eight lanes: `a / (1 + e^-a)`, the division as a reciprocal estimate refined by
+    /// one Newton step (relative error about 1e-7; a divide is several times slower and this
+    /// runs on every output of the network).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn silu_avx2(a: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), a));
+        let d = _mm256_add_ps(_mm256_set1_ps(1.0), e);
+        let r = _mm256_rcp_ps(d);
+        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0)));
+        _mm256_mul_ps(a, r)
+    }
+
     /// [`exp`] on eight lanes, the same steps in AVX2 + FMA intrinsics (for kernels that keep
     /// their values in registers).
     ///
@@ -1309,8 +1620,10 @@ mod tests {
             (9, 7, 3, 5, 3, 2),
             (8, 8, 4, 6, 3, 1),
             (6, 5, 7, 3, 1, 1),
-            // The direct kernel: thin and wide inputs, 8-channel panels, pixel counts that
-            // leave partial tiles, stride 2 with odd sizes.
+            // The direct kernel (stride 2, 1×1, channel counts off multiples of 8) and the
+            // Winograd path (3×3 stride 1 with multiples of 8: odd sizes cut 2×2 tiles at the
+            // edge): thin and wide inputs, 8-channel panels, pixel counts that leave partial
+            // tiles.
             (17, 13, 16, 32, 3, 2),
             (20, 20, 8, 8, 3, 1),
             (23, 19, 3, 16, 3, 2),
