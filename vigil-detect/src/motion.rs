@@ -251,35 +251,80 @@ fn stretch_contrast(px: &mut [u8], active: &[u8]) {
     }
 }
 
-/// 3×3 box blur with edges clamped.
+/// 3×3 box blur with edges clamped (the mean of the neighbours inside the picture), done
+/// separably, sums along rows and then along columns, in loops over whole rows that vectorise.
 fn blur3(src: &[u8], dst: &mut Vec<u8>, w: usize, h: usize) {
     dst.resize(w * h, 0);
+    let mut rows = vec![0u16; w * h];
+    for (s, r) in src.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        if w == 1 {
+            r[0] = s[0].into();
+            continue;
+        }
+        r[0] = u16::from(s[0]) + u16::from(s[1]);
+        r[w - 1] = u16::from(s[w - 2]) + u16::from(s[w - 1]);
+        for (x, r) in r.iter_mut().enumerate().take(w - 1).skip(1) {
+            *r = u16::from(s[x - 1]) + u16::from(s[x]) + u16::from(s[x + 1]);
+        }
+    }
+    // Neighbours along one axis, the pixel included.
+    let count = |i: usize, len: usize| -> u32 {
+        match (i, len) {
+            (_, 1) => 1,
+            (0, _) => 2,
+            (i, len) if i == len - 1 => 2,
+            _ => 3,
+        }
+    };
+    // sum / n as (sum · ⌈2¹⁶/n⌉) >> 16: exact for sums of n bytes, n ≤ 9.
+    let recip = |n: u32| 65536u32.div_ceil(n);
+    let mut sum = vec![0u32; w];
     for y in 0..h {
-        for x in 0..w {
-            let mut sum = 0u32;
-            for yy in y.saturating_sub(1)..(y + 2).min(h) {
-                for xx in x.saturating_sub(1)..(x + 2).min(w) {
-                    sum += u32::from(src[yy * w + xx]);
+        for (s, &v) in sum.iter_mut().zip(&rows[y * w..][..w]) {
+            *s = u32::from(v);
+        }
+        for yy in [y.wrapping_sub(1), y + 1] {
+            if yy < h {
+                for (s, &v) in sum.iter_mut().zip(&rows[yy * w..][..w]) {
+                    *s += u32::from(v);
                 }
             }
-            let n = ((y + 2).min(h) - y.saturating_sub(1)) * ((x + 2).min(w) - x.saturating_sub(1));
-            dst[y * w + x] = (sum / n as u32) as u8;
+        }
+        let ny = count(y, h);
+        let out = &mut dst[y * w..][..w];
+        let inner = recip(ny * 3);
+        for (o, &s) in out.iter_mut().zip(&sum) {
+            *o = ((s * inner) >> 16) as u8;
+        }
+        for x in [0, w - 1] {
+            out[x] = ((sum[x] * recip(ny * count(x, w))) >> 16) as u8;
         }
     }
 }
 
-/// 3×3 binary dilation.
+/// 3×3 binary dilation, separably: along rows, then along columns.
 fn dilate(src: &[u8], dst: &mut Vec<u8>, w: usize, h: usize) {
     dst.resize(w * h, 0);
+    let mut rows = vec![0u8; w * h];
+    for (s, r) in src.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        r[0] = s[0] | s.get(1).copied().unwrap_or(0);
+        if w > 1 {
+            r[w - 1] = s[w - 1] | s[w - 2];
+        }
+        for (x, r) in r.iter_mut().enumerate().take(w.saturating_sub(1)).skip(1) {
+            *r = s[x - 1] | s[x] | s[x + 1];
+        }
+    }
     for y in 0..h {
-        for x in 0..w {
-            let mut on = 0;
-            for yy in y.saturating_sub(1)..(y + 2).min(h) {
-                for xx in x.saturating_sub(1)..(x + 2).min(w) {
-                    on |= src[yy * w + xx];
-                }
-            }
-            dst[y * w + x] = on;
+        let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        let out = &mut dst[y * w..(y + 1) * w];
+        for (((o, &a), &b), &c) in out
+            .iter_mut()
+            .zip(&rows[up * w..][..w])
+            .zip(&rows[y * w..][..w])
+            .zip(&rows[down * w..][..w])
+        {
+            *o = a | b | c;
         }
     }
 }
@@ -332,4 +377,52 @@ fn components(
         }
     }
     boxes
+}
+
+#[cfg(test)]
+mod tests {
+    /// The 3×3 neighbourhood of every pixel, clamped at the edges, the obvious way.
+    fn neighbours(src: &[u8], w: usize, h: usize, x: usize, y: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for yy in y.saturating_sub(1)..(y + 2).min(h) {
+            for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                v.push(src[yy * w + xx]);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn separable_blur_and_dilation_match_their_definitions() {
+        let mut state = 12345u32;
+        for (w, h) in [(1, 1), (1, 5), (5, 1), (2, 2), (3, 7), (178, 100), (17, 13)] {
+            let px: Vec<u8> = (0..w * h)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8
+                })
+                .collect();
+            let bits: Vec<u8> = px.iter().map(|&v| u8::from(v > 200)).collect();
+            let (mut blurred, mut dilated) = (Vec::new(), Vec::new());
+            super::blur3(&px, &mut blurred, w, h);
+            super::dilate(&bits, &mut dilated, w, h);
+            for y in 0..h {
+                for x in 0..w {
+                    let n = neighbours(&px, w, h, x, y);
+                    let mean = n.iter().map(|&v| u32::from(v)).sum::<u32>() / n.len() as u32;
+                    assert_eq!(
+                        u32::from(blurred[y * w + x]),
+                        mean,
+                        "blur at {x},{y} of {w}x{h}"
+                    );
+                    let any = neighbours(&bits, w, h, x, y)
+                        .into_iter()
+                        .fold(0, |a, b| a | b);
+                    assert_eq!(dilated[y * w + x], any, "dilation at {x},{y} of {w}x{h}");
+                }
+            }
+        }
+    }
 }
