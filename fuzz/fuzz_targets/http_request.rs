@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let req = Request::builder()
         .method(METHODS[usize::from(m) % METHODS.len()].clone())
         .uri(uri)
-        .body(())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
         .expect("request");
     let w = vigil_fuzz::world();
     let state = AppState::new(w.store.clone());

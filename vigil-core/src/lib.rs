@@ -74,6 +74,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod camera;
+pub mod config;
 pub mod error;
 pub mod h264;
 pub mod id;

@@ -31,10 +31,69 @@ pub struct Point {
 }
 
 /// A closed polygon in normalised coordinates: a zone, a motion mask or an object mask.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// In configuration files and JSON it is a list of `[x, y]` corners (a string of
+/// comma-separated numbers, Frigate's form, is accepted too); the store keeps its own compact
+/// form.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Polygon {
     /// The corners in order; the last connects back to the first.
     pub points: Vec<Point>,
+}
+
+impl Serialize for Polygon {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        if s.is_human_readable() {
+            let mut seq = s.serialize_seq(Some(self.points.len()))?;
+            for p in &self.points {
+                seq.serialize_element(&[p.x, p.y])?;
+            }
+            seq.end()
+        } else {
+            // The store's form: the corners as (x, y) structs.
+            self.points.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Polygon {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        if !d.is_human_readable() {
+            return Ok(Polygon {
+                points: Vec::<Point>::deserialize(d)?,
+            });
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Pairs(Vec<[f32; 2]>),
+            Frigate(String),
+        }
+        let pairs = match Form::deserialize(d).map_err(|_| {
+            D::Error::custom(
+                "a polygon is a list of [x, y] corners or a string \"x1,y1,x2,y2,...\"",
+            )
+        })? {
+            Form::Pairs(p) => p,
+            Form::Frigate(text) => {
+                let nums: std::result::Result<Vec<f32>, _> =
+                    text.split(',').map(|v| v.trim().parse::<f32>()).collect();
+                let nums = nums
+                    .map_err(|_| D::Error::custom(format!("{text:?} is not a list of numbers")))?;
+                if nums.len() % 2 != 0 {
+                    return Err(D::Error::custom(
+                        "a polygon string needs an even count of numbers",
+                    ));
+                }
+                nums.chunks(2).map(|c| [c[0], c[1]]).collect()
+            }
+        };
+        Ok(Polygon {
+            points: pairs.into_iter().map(|[x, y]| Point { x, y }).collect(),
+        })
+    }
 }
 
 impl Polygon {
@@ -153,6 +212,7 @@ pub enum Source {
 
 /// RTP transport for RTSP.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RtspTransport {
     /// Interleaved over the RTSP TCP connection: works through NAT and loses nothing.
     #[default]
@@ -163,6 +223,7 @@ pub enum RtspTransport {
 
 /// What the camera records.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RecordMode {
     /// Every segment, 24/7.
     #[default]
@@ -175,6 +236,7 @@ pub enum RecordMode {
 
 /// Recording settings of one camera.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RecordSettings {
     /// Whether to record at all.
     pub enabled: bool,
@@ -205,6 +267,7 @@ impl Default for RecordSettings {
 
 /// Per-label object filters, as Frigate's `objects.filters`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ObjectFilter {
     /// The label filtered (`person`, `car`, ...).
     pub label: String,
@@ -222,6 +285,12 @@ pub struct ObjectFilter {
     pub max_ratio: f32,
     /// Detections whose bottom centre falls in one of these are dropped.
     pub masks: Vec<Polygon>,
+}
+
+impl Default for ObjectFilter {
+    fn default() -> Self {
+        ObjectFilter::new("")
+    }
 }
 
 impl ObjectFilter {
@@ -242,6 +311,7 @@ impl ObjectFilter {
 
 /// Object detection settings of one camera.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectSettings {
     /// Run the object detector (SentryShot's per-monitor `tflite` toggle).
     pub enabled: bool,
@@ -275,6 +345,7 @@ impl Default for DetectSettings {
 
 /// Motion detection settings of one camera.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MotionSettings {
     /// Run motion detection (SentryShot's per-monitor `motion` toggle).
     pub enabled: bool,
@@ -299,6 +370,7 @@ impl Default for MotionSettings {
 
 /// Snapshot settings of one camera.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SnapshotSettings {
     /// Save a best snapshot per event.
     pub enabled: bool,
@@ -326,6 +398,7 @@ impl Default for SnapshotSettings {
 
 /// Timelapse settings of one camera (picam's `/timelapse/configure`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TimelapseSettings {
     /// Capture frames.
     pub enabled: bool,
@@ -350,23 +423,39 @@ impl Default for TimelapseSettings {
 
 /// A named region of a camera's view (HSI's zones, Frigate's `zones`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Zone {
     /// The zone's name, unique within its camera; it is what events list in `zones`.
     pub name: String,
     /// The area.
     pub polygon: Polygon,
     /// What kind of place this is (`entry_point`, `driveway`, `yard`, free text).
+    #[serde(default)]
     pub kind: String,
     /// Whether objects are checked against it.
+    #[serde(default = "yes")]
     pub enabled: bool,
     /// Colour for overlays, `#rrggbb`.
+    #[serde(default)]
     pub color: String,
     /// Labels that count in this zone; empty means all.
+    #[serde(default)]
     pub labels: Vec<String>,
     /// Consecutive frames inside before an object counts as entered.
+    #[serde(default = "default_inertia")]
     pub inertia: u32,
     /// Seconds inside before an object counts as loitering; 0 disables.
+    #[serde(default)]
     pub loitering_time_s: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Frigate's default: an object counts as in a zone after 3 frames inside.
+fn default_inertia() -> u32 {
+    3
 }
 
 impl Zone {

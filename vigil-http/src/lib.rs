@@ -1,14 +1,18 @@
 //! Vigil's HTTP API, on hyper 1.
 //!
-//! This first cut serves the operational endpoints and the event list over any
-//! [`Store`]; the full API of the five documents grows here route by route
-//! (see `docs/status.md`).
+//! One coherent API over everything the five API documents describe (Frigate, Home Security
+//! Intelligence, picam, SpectraX, SentryShot): `docs/api/mapping.md` lists every endpoint of
+//! every document and the route here that serves it.
 //!
 //! # Layout
 //! - [`serve`]: accepts connections until the shutdown future resolves, then drains them.
-//! - `route`: [`Route::decode`] turns a method and path into a typed route.
-//! - `handlers`: one function per route; errors become `{"detail": ...}` with the status of
-//!   their [`ErrorKind`] (see [`status_of`]).
+//!   Headers must arrive within 30 s, bodies are limited to [`MAX_BODY_BYTES`], a handler gets
+//!   [`HANDLER_TIMEOUT`]; each request is one `tracing` span.
+//! - [`respond`]: answers one request (what `serve` calls, and what tests and the fuzz targets
+//!   call directly).
+//! - `router`: the route table (paths matched by `matchit`, one handler per method).
+//! - `api/`: the handlers, one module per family, and the JSON wire format.
+//! - `reply`: JSON, files with byte ranges, streamed bodies; `error`: `{"detail": ...}`.
 //!
 //! # Example
 //!
@@ -24,43 +28,113 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
-mod handlers;
-mod route;
+mod api;
+mod error;
+mod reply;
+mod router;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use vigil_core::pipeline::Nvr;
 use vigil_core::{ErrorKind, Store};
 
-pub use route::Route;
+pub use error::{ApiError, FieldError};
+pub use reply::{Body, Reply};
+pub use router::{Ctx, Endpoint, Router};
 
 /// The version `/api/version` reports: Frigate-compatible (Home Assistant checks it is at least
 /// 0.12) with Vigil's own name after the dash.
 pub const API_VERSION: &str = concat!("0.16.0-vigil-", env!("CARGO_PKG_VERSION"));
 
+/// The largest request body read; a larger one is answered with 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// How long a handler may take to produce its response (a stream's body may then run on).
+pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
     store: Arc<dyn Store>,
+    nvr: Option<Arc<Nvr>>,
+    data_dir: Option<PathBuf>,
     started: Instant,
 }
 
 impl AppState {
-    /// State over a store.
+    /// State over a store alone: the records are served, cameras added through the API are
+    /// stored but nothing runs them, and media files are not served.
     pub fn new(store: Arc<dyn Store>) -> Self {
         AppState {
-            store,
-            started: Instant::now(),
+            inner: Arc::new(Inner {
+                store,
+                nvr: None,
+                data_dir: None,
+                started: Instant::now(),
+            }),
         }
+    }
+
+    /// State over a running [`Nvr`]: cameras changed through the API are started, restarted
+    /// and stopped, and the media under its data directory are served.
+    pub fn with_nvr(store: Arc<dyn Store>, nvr: Arc<Nvr>) -> Self {
+        let data_dir = Some(nvr.data_dir().to_owned());
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                nvr: Some(nvr),
+                data_dir,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The running system, when there is one.
+    pub fn nvr(&self) -> Option<&Arc<Nvr>> {
+        self.inner.nvr.as_ref()
+    }
+
+    /// The same state, serving the media files under `dir` (what [`AppState::with_nvr`] does
+    /// with the system's data directory).
+    pub fn with_data_dir(self, dir: impl Into<PathBuf>) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.data_dir = Some(dir.into());
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Where media files live, when known.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.inner.data_dir.as_deref()
+    }
+
+    /// Seconds since the state was made.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
     }
 }
 
@@ -79,35 +153,158 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The body of every response.
-pub type Body = Full<Bytes>;
+/// The route table of the API.
+pub fn router() -> &'static Router {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    ROUTER.get_or_init(api::routes)
+}
 
 /// Answers one request. [`serve`] calls it for each request it reads; embedders, tests and the
 /// fuzz targets may call it directly.
-pub async fn respond<B>(state: &AppState, req: Request<B>) -> Response<Body> {
-    let route = Route::decode(req.method(), req.uri().path());
-    let query = req.uri().query().unwrap_or("");
-    match handlers::dispatch(state, route, query).await {
+pub async fn respond<B>(state: &AppState, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut resp = match respond_inner(state, req).await {
         Ok(r) => r,
-        Err(e) => {
-            let status = status_of(e.kind());
-            if status.is_server_error() {
-                tracing::error!(err = %e, path = %req.uri().path(), "request failed");
+        Err(e) => e.into_response(),
+    };
+    // Any origin may read the API (both the HSI and SpectraX documents say so); what a caller
+    // may do is decided by authentication, not by the browser.
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+async fn respond_inner<B>(state: &AppState, req: Request<B>) -> Reply
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    let path = match raw_path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    if parts.method == Method::OPTIONS {
+        return Ok(preflight());
+    }
+    let (ep, params) = match router().find(&parts.method, path) {
+        router::Found::Endpoint(ep, params) => (ep, params),
+        router::Found::WrongMethod(allowed) => {
+            let allow = allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut r = ApiError::Status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{} {path} is not an endpoint; this path takes {allow}",
+                    parts.method
+                ),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
             }
-            handlers::json(status, &serde_json::json!({ "detail": e.message() }))
+            return Ok(r);
         }
+        router::Found::Nothing => {
+            return Err(ApiError::not_found(format!("no endpoint at {path}")));
+        }
+    };
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::Status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                ApiError::bad_request(format!("reading the body: {e}"))
+            });
+        }
+    };
+    let method = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
+    let ctx = Ctx::new(
+        state.clone(),
+        method,
+        path.to_owned(),
+        params,
+        parts.uri.query().unwrap_or("").to_owned(),
+        parts.headers,
+        body,
+    );
+    match tokio::time::timeout(HANDLER_TIMEOUT, (ep.handler)(ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::Status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took over {} s", HANDLER_TIMEOUT.as_secs()),
+        )),
     }
 }
 
-async fn handle(state: AppState, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    Ok(respond(&state, req).await)
+fn preflight() -> Response<Body> {
+    let mut r = reply::empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, x-api-key, x-csrf-token, range"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
+}
+
+async fn handle(
+    state: AppState,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        %peer,
+    );
+    let started = Instant::now();
+    let resp = tracing::Instrument::instrument(respond(&state, req), span.clone()).await;
+    let status = resp.status();
+    let _g = span.enter();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), ms, "request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), ms, "request");
+    }
+    Ok(resp)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then waits up to 10 s for open
-/// connections to finish.
+/// connections to finish (live streams are closed then).
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -121,8 +318,9 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
                         continue;
                     }
                 };
+                let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let svc = hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {

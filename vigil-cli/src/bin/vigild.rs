@@ -101,22 +101,24 @@ fn run(args: Args) -> anyhow::Result<()> {
             )),
             ..NvrOptions::default()
         };
-        let nvr = Nvr::start(
-            &args.data_dir,
-            store.clone(),
-            clocks.clone(),
-            factory(clocks),
-            opts,
-        )
-        .await
-        .context("starting the cameras")?;
+        let nvr = Arc::new(
+            Nvr::start(
+                &args.data_dir,
+                store.clone(),
+                clocks.clone(),
+                factory(clocks),
+                opts,
+            )
+            .await
+            .context("starting the cameras")?,
+        );
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         tracing::info!(addr = %args.listen, data_dir = %args.data_dir.display(), "vigild serving");
         vigil_http::serve(
             listener,
-            vigil_http::AppState::new(store),
+            vigil_http::AppState::with_nvr(store, nvr.clone()),
             shutdown_signal(),
         )
         .await;

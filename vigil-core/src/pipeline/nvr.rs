@@ -226,8 +226,23 @@ impl Nvr {
         &self.retention
     }
 
-    /// Stops every camera, closing their open segments.
-    pub async fn stop(self) {
+    /// The data directory (recordings, snapshots, clips).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clocks.
+    pub fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
+    }
+
+    /// Stops every camera, closing their open segments. The `Nvr` runs nothing afterwards.
+    pub async fn stop(&self) {
         self.retention_task.abort();
         let cams = std::mem::take(&mut *self.cameras.lock().await);
         for (_, e) in cams {

@@ -1,0 +1,642 @@
+//! Cameras: CRUD (HSI's `/api/cameras`), zones, SentryShot's monitors with per-detector
+//! toggles, SpectraX's `/paths`. A camera is one entity whatever a document calls it.
+//!
+//! Changes are stored first, then the running system is told (the camera's pipeline starts,
+//! restarts or stops), so a camera added through the API comes back after a restart.
+
+use std::collections::BTreeMap;
+
+use hyper::StatusCode;
+use serde_json::Value;
+use vigil_core::config::CameraSpec;
+use vigil_core::pipeline::CameraStatus;
+use vigil_core::{CameraConfig, CameraId, Mutation, Zone};
+
+use super::{value_of, DELETE, GET, PATCH, POST, PUT};
+use crate::error::{from_value, ApiError};
+use crate::reply::{empty, json, ok, Reply};
+use crate::router::{Ctx, Router};
+
+pub(super) fn routes(r: &mut Router) {
+    r.add(
+        GET,
+        "/api/cameras",
+        "cameras",
+        "List cameras with their status",
+        list_cameras,
+    );
+    r.add(
+        POST,
+        "/api/cameras",
+        "cameras",
+        "Add a camera ({\"name\", \"url\"} at least)",
+        create_camera,
+    );
+    r.add(
+        GET,
+        "/api/cameras/{camera}",
+        "cameras",
+        "One camera",
+        get_camera,
+    );
+    r.add(
+        PATCH,
+        "/api/cameras/{camera}",
+        "cameras",
+        "Change some of a camera's settings (merge patch)",
+        patch_camera,
+    );
+    r.add(
+        PUT,
+        "/api/cameras/{camera}",
+        "cameras",
+        "Replace a camera's settings",
+        put_camera,
+    );
+    r.add(
+        DELETE,
+        "/api/cameras/{camera}",
+        "cameras",
+        "Remove a camera (its recordings stay)",
+        delete_camera,
+    );
+    r.add(
+        GET,
+        "/api/cameras/{camera}/zones",
+        "zones",
+        "A camera's zones",
+        list_zones,
+    );
+    r.add(
+        POST,
+        "/api/cameras/{camera}/zones",
+        "zones",
+        "Add a zone",
+        create_zone,
+    );
+    r.add(
+        GET,
+        "/api/cameras/{camera}/zones/{zone}",
+        "zones",
+        "One zone",
+        get_zone,
+    );
+    r.add(
+        PUT,
+        "/api/cameras/{camera}/zones/{zone}",
+        "zones",
+        "Replace a zone",
+        put_zone,
+    );
+    r.add(
+        DELETE,
+        "/api/cameras/{camera}/zones/{zone}",
+        "zones",
+        "Remove a zone",
+        delete_zone,
+    );
+    // SentryShot calls cameras monitors.
+    r.add(
+        GET,
+        "/api/monitors",
+        "cameras",
+        "Every camera's configuration, by id (SentryShot)",
+        monitors,
+    );
+    r.add(
+        PUT,
+        "/api/monitor",
+        "cameras",
+        "Create or replace a camera (SentryShot)",
+        put_monitor,
+    );
+    r.add(
+        DELETE,
+        "/api/monitor",
+        "cameras",
+        "Remove the camera ?id= (SentryShot)",
+        delete_monitor,
+    );
+    r.add(
+        PATCH,
+        "/api/monitor/{camera}/{detector}/{action}",
+        "cameras",
+        "Turn a detector (motion, tflite/object) on or off",
+        toggle_detector,
+    );
+    // SpectraX calls them stream paths.
+    r.add(
+        GET,
+        "/paths",
+        "cameras",
+        "Every camera's path (SpectraX)",
+        paths,
+    );
+}
+
+/// Replaces the password of an `rtsp://user:pass@host` URL with `***`.
+pub(crate) fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some((a, h)) if !a.contains('/') => (a, h),
+        _ => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Puts back the stored password where a client sends the masked form it was shown.
+fn unmask(new: &mut CameraSpec, old: &CameraSpec) {
+    if let (Some(url), Some(old_url)) = (&mut new.url, &old.url) {
+        if url.contains(":***@") && mask_url(old_url) == *url {
+            url.clone_from(old_url);
+        }
+    }
+    if new.password.as_deref() == Some("***") {
+        new.password.clone_from(&old.password);
+    }
+}
+
+fn status_word(s: Option<&CameraStatus>, cfg: &CameraConfig) -> &'static str {
+    if !cfg.enabled {
+        return "disabled";
+    }
+    match s {
+        Some(s) if s.error.is_some() => "error",
+        Some(CameraStatus {
+            stream: Some(st), ..
+        }) if st.connected => "online",
+        Some(_) => "offline",
+        None => "unknown",
+    }
+}
+
+/// A camera as the API shows it: its spec (credentials masked), status and timestamps.
+pub(crate) fn wire_camera(cfg: &CameraConfig, status: Option<&CameraStatus>) -> Value {
+    let mut spec = CameraSpec::of(cfg);
+    spec.url = spec.url.as_deref().map(mask_url);
+    spec.detect_url = spec.detect_url.as_deref().map(mask_url);
+    if spec.password.is_some() {
+        spec.password = Some("***".into());
+    }
+    let mut v = value_of(&spec);
+    if let Value::Object(m) = &mut v {
+        m.insert("status".into(), status_word(status, cfg).into());
+        m.insert("created_at".into(), cfg.created_at.to_string().into());
+        m.insert("updated_at".into(), cfg.updated_at.to_string().into());
+        let last_seen = status
+            .and_then(|s| s.stream.as_ref())
+            .and_then(|s| s.last_frame_time)
+            .map(|t| t.to_string());
+        m.insert("last_seen_at".into(), last_seen.into());
+        if let Some(s) = status {
+            m.insert(
+                "stream".into(),
+                serde_json::to_value(&s.stream).unwrap_or(Value::Null),
+            );
+            m.insert(
+                "recorder".into(),
+                serde_json::to_value(&s.recorder).unwrap_or(Value::Null),
+            );
+            m.insert("error".into(), s.error.clone().into());
+        }
+        m.insert(
+            "snapshot_url".into(),
+            format!("/api/cameras/{}/snapshot", cfg.id).into(),
+        );
+        m.insert("stream_url".into(), format!("/api/{}", cfg.id).into());
+    }
+    v
+}
+
+async fn statuses(ctx: &Ctx) -> BTreeMap<CameraId, CameraStatus> {
+    match ctx.state.nvr() {
+        Some(n) => n
+            .status()
+            .await
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect(),
+        None => BTreeMap::new(),
+    }
+}
+
+/// The camera named by the path, or 404.
+pub(crate) async fn camera_of(ctx: &Ctx) -> Result<CameraConfig, ApiError> {
+    camera_by_name(ctx, ctx.param("camera")).await
+}
+
+pub(crate) async fn camera_by_name(ctx: &Ctx, name: &str) -> Result<CameraConfig, ApiError> {
+    let id = CameraId::new(name)
+        .map_err(|_| ApiError::not_found(format!("camera {name:?} not found")))?;
+    ctx.state
+        .store()
+        .camera(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("camera {id} not found")))
+}
+
+/// Stores a camera, then (re)starts or stops its pipeline.
+async fn save(ctx: &Ctx, cfg: &CameraConfig) -> Result<(), ApiError> {
+    ctx.state
+        .store()
+        .apply(Mutation::PutCamera(Box::new(cfg.clone())).into())
+        .await?;
+    if let Some(nvr) = ctx.state.nvr() {
+        nvr.put_camera(cfg).await;
+    }
+    Ok(())
+}
+
+fn now(ctx: &Ctx) -> vigil_core::Timestamp {
+    match ctx.state.nvr() {
+        Some(n) => n.clocks().realtime(),
+        None => vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()),
+    }
+}
+
+async fn one(ctx: &Ctx, cfg: &CameraConfig) -> Value {
+    let st = statuses(ctx).await;
+    wire_camera(cfg, st.get(&cfg.id))
+}
+
+async fn list_cameras(ctx: Ctx) -> Reply {
+    let cams = ctx.state.store().cameras().await?;
+    let st = statuses(&ctx).await;
+    let items: Vec<Value> = cams.iter().map(|c| wire_camera(c, st.get(&c.id))).collect();
+    ok(&serde_json::json!({"cameras": items, "count": items.len()}))
+}
+
+/// A spec from the body; errors of the spec's own checks are 422 on the body.
+fn spec_of(ctx: &Ctx) -> Result<CameraSpec, ApiError> {
+    ctx.json()
+}
+
+fn invalid(e: vigil_core::Error) -> ApiError {
+    let msg = e.message().to_owned();
+    // The spec's errors start with the field they are about; the camera's own checks name it.
+    for f in ["detect_url", "url"] {
+        if msg.starts_with(&format!("{f}: ")) {
+            return ApiError::body(&[f], msg);
+        }
+    }
+    if msg.contains("zone") || msg.contains("polygon") {
+        ApiError::body(&["zones"], msg)
+    } else if msg.contains("detect fps") {
+        ApiError::body(&["detect", "fps"], msg)
+    } else if msg.contains("timelapse") {
+        ApiError::body(&["timelapse"], msg)
+    } else {
+        ApiError::body(&[], msg)
+    }
+}
+
+async fn create_camera(ctx: Ctx) -> Reply {
+    let spec = spec_of(&ctx)?;
+    if spec.url.is_none() {
+        return Err(ApiError::field(
+            vec!["body".into(), "url".into()],
+            "field required",
+            "missing",
+        ));
+    }
+    let id = spec
+        .id()
+        .map_err(|e| ApiError::body(&["name"], e.message()))?;
+    if ctx.state.store().camera(&id).await?.is_some() {
+        return Err(ApiError::Status(
+            StatusCode::CONFLICT,
+            format!("camera {id} already exists"),
+        ));
+    }
+    let cfg = spec.to_config(id, now(&ctx)).map_err(invalid)?;
+    save(&ctx, &cfg).await?;
+    Ok(json(StatusCode::CREATED, &one(&ctx, &cfg).await))
+}
+
+async fn get_camera(ctx: Ctx) -> Reply {
+    let cfg = camera_of(&ctx).await?;
+    ok(&one(&ctx, &cfg).await)
+}
+
+/// RFC 7396 JSON merge patch: objects merge key by key, `null` removes, anything else replaces.
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// Read-only fields a client may send back as it got them.
+const SHOWN_ONLY: [&str; 9] = [
+    "status",
+    "created_at",
+    "updated_at",
+    "last_seen_at",
+    "stream",
+    "recorder",
+    "error",
+    "snapshot_url",
+    "stream_url",
+];
+
+fn without_shown_only(v: &mut Value) {
+    if let Value::Object(m) = v {
+        for k in SHOWN_ONLY {
+            m.remove(k);
+        }
+    }
+}
+
+async fn patch_camera(ctx: Ctx) -> Reply {
+    let mut cfg = camera_of(&ctx).await?;
+    let mut patch: Value = ctx.json()?;
+    if !patch.is_object() {
+        return Err(ApiError::field(
+            vec!["body".into()],
+            "expected a JSON object",
+            "type_error",
+        ));
+    }
+    without_shown_only(&mut patch);
+    if patch
+        .get("id")
+        .is_some_and(|v| v.as_str() != Some(cfg.id.as_str()))
+    {
+        return Err(ApiError::body(&["id"], "a camera's id cannot change"));
+    }
+    let old = CameraSpec::of(&cfg);
+    let mut merged = value_of(&old);
+    merge_patch(&mut merged, &patch);
+    let mut spec: CameraSpec = from_value(merged)?;
+    unmask(&mut spec, &old);
+    spec.apply_to(&mut cfg, now(&ctx)).map_err(invalid)?;
+    save(&ctx, &cfg).await?;
+    ok(&one(&ctx, &cfg).await)
+}
+
+async fn put_camera(ctx: Ctx) -> Reply {
+    let name = ctx.param("camera").to_owned();
+    let id = CameraId::new(name.clone()).map_err(|e| ApiError::path("camera", e.message()))?;
+    let mut body: Value = ctx.json()?;
+    without_shown_only(&mut body);
+    let mut spec: CameraSpec = from_value(body)?;
+    if spec.id.as_deref().is_some_and(|i| i != id.as_str()) {
+        return Err(ApiError::body(
+            &["id"],
+            "the body's id differs from the path's",
+        ));
+    }
+    let existing = ctx.state.store().camera(&id).await?;
+    if let Some(old) = &existing {
+        unmask(&mut spec, &CameraSpec::of(old));
+    }
+    let t = now(&ctx);
+    let mut cfg = spec.to_config(id, t).map_err(invalid)?;
+    let created = existing.is_none();
+    if let Some(old) = existing {
+        cfg.created_at = old.created_at;
+    }
+    save(&ctx, &cfg).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &one(&ctx, &cfg).await))
+}
+
+async fn remove(ctx: &Ctx, cfg: &CameraConfig) -> Result<(), ApiError> {
+    ctx.state
+        .store()
+        .apply(Mutation::DeleteCamera(cfg.id.clone()).into())
+        .await?;
+    if let Some(nvr) = ctx.state.nvr() {
+        nvr.remove_camera(&cfg.id).await;
+    }
+    Ok(())
+}
+
+async fn delete_camera(ctx: Ctx) -> Reply {
+    let cfg = camera_of(&ctx).await?;
+    remove(&ctx, &cfg).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+// --- zones
+
+fn wire_zone(camera: &CameraId, z: &Zone) -> Value {
+    let mut v = value_of(z);
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), z.name.clone().into());
+        m.insert("camera_id".into(), camera.to_string().into());
+        // HSI's name for the polygon.
+        m.insert(
+            "coordinates".into(),
+            m.get("polygon").cloned().unwrap_or(Value::Null),
+        );
+    }
+    v
+}
+
+/// A zone body: the model's zone, with HSI's `coordinates` accepted for `polygon`.
+fn zone_of(ctx: &Ctx) -> Result<Zone, ApiError> {
+    let mut v: Value = ctx.json()?;
+    if let Value::Object(m) = &mut v {
+        for k in ["id", "camera_id"] {
+            m.remove(k);
+        }
+        if let Some(c) = m.remove("coordinates") {
+            m.entry("polygon").or_insert(c);
+        }
+    }
+    let z: Zone = from_value(v)?;
+    z.validate()
+        .map_err(|e| ApiError::body(&["polygon"], e.message()))?;
+    Ok(z)
+}
+
+async fn list_zones(ctx: Ctx) -> Reply {
+    let cfg = camera_of(&ctx).await?;
+    let zones: Vec<Value> = cfg.zones.iter().map(|z| wire_zone(&cfg.id, z)).collect();
+    ok(&serde_json::json!({"zones": zones, "count": zones.len()}))
+}
+
+async fn create_zone(ctx: Ctx) -> Reply {
+    let mut cfg = camera_of(&ctx).await?;
+    let z = zone_of(&ctx)?;
+    if cfg.zones.iter().any(|o| o.name == z.name) {
+        return Err(ApiError::Status(
+            StatusCode::CONFLICT,
+            format!("camera {} already has a zone {:?}", cfg.id, z.name),
+        ));
+    }
+    cfg.zones.push(z.clone());
+    cfg.updated_at = now(&ctx);
+    cfg.validate().map_err(invalid)?;
+    save(&ctx, &cfg).await?;
+    Ok(json(StatusCode::CREATED, &wire_zone(&cfg.id, &z)))
+}
+
+fn zone_index(cfg: &CameraConfig, name: &str) -> Result<usize, ApiError> {
+    cfg.zones
+        .iter()
+        .position(|z| z.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("camera {} has no zone {name:?}", cfg.id)))
+}
+
+async fn get_zone(ctx: Ctx) -> Reply {
+    let cfg = camera_of(&ctx).await?;
+    let i = zone_index(&cfg, ctx.param("zone"))?;
+    ok(&wire_zone(&cfg.id, &cfg.zones[i]))
+}
+
+async fn put_zone(ctx: Ctx) -> Reply {
+    let mut cfg = camera_of(&ctx).await?;
+    let i = zone_index(&cfg, ctx.param("zone"))?;
+    let z = zone_of(&ctx)?;
+    cfg.zones[i] = z.clone();
+    cfg.updated_at = now(&ctx);
+    cfg.validate().map_err(invalid)?;
+    save(&ctx, &cfg).await?;
+    ok(&wire_zone(&cfg.id, &z))
+}
+
+async fn delete_zone(ctx: Ctx) -> Reply {
+    let mut cfg = camera_of(&ctx).await?;
+    let i = zone_index(&cfg, ctx.param("zone"))?;
+    cfg.zones.remove(i);
+    cfg.updated_at = now(&ctx);
+    save(&ctx, &cfg).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+// --- SentryShot's monitors and SpectraX's paths
+
+async fn monitors(ctx: Ctx) -> Reply {
+    let cams = ctx.state.store().cameras().await?;
+    let st = statuses(&ctx).await;
+    let m: serde_json::Map<String, Value> = cams
+        .iter()
+        .map(|c| {
+            let mut v = wire_camera(c, st.get(&c.id));
+            if let Value::Object(o) = &mut v {
+                o.insert("motion_enabled".into(), c.motion.enabled.into());
+                o.insert("object_detection_enabled".into(), c.detect.enabled.into());
+            }
+            (c.id.to_string(), v)
+        })
+        .collect();
+    ok(&m)
+}
+
+/// SentryShot's monitor body: its `id` names the camera; the rest is a camera spec.
+async fn put_monitor(ctx: Ctx) -> Reply {
+    let mut body: Value = ctx.json()?;
+    without_shown_only(&mut body);
+    if let Value::Object(m) = &mut body {
+        m.remove("motion_enabled");
+        m.remove("object_detection_enabled");
+    }
+    let spec: CameraSpec = from_value(body)?;
+    let id = spec
+        .id()
+        .map_err(|e| ApiError::body(&["id"], e.message()))?;
+    let existing = ctx.state.store().camera(&id).await?;
+    let t = now(&ctx);
+    let cfg = match existing {
+        Some(mut old) => {
+            let mut spec = spec;
+            unmask(&mut spec, &CameraSpec::of(&old));
+            spec.apply_to(&mut old, t).map_err(invalid)?;
+            old
+        }
+        None => spec.to_config(id, t).map_err(invalid)?,
+    };
+    save(&ctx, &cfg).await?;
+    ok(&one(&ctx, &cfg).await)
+}
+
+async fn delete_monitor(ctx: Ctx) -> Reply {
+    let Some(id) = ctx.query_value("id") else {
+        return Err(ApiError::field(
+            vec!["query".into(), "id".into()],
+            "field required",
+            "missing",
+        ));
+    };
+    let cfg = camera_by_name(&ctx, &id).await?;
+    remove(&ctx, &cfg).await?;
+    ok(&serde_json::json!({"deleted": cfg.id}))
+}
+
+async fn toggle_detector(ctx: Ctx) -> Reply {
+    let mut cfg = camera_of(&ctx).await?;
+    let on = match ctx.param("action") {
+        "enable" => true,
+        "disable" => false,
+        a => {
+            return Err(ApiError::path(
+                "action",
+                format!("must be enable or disable, got {a:?}"),
+            ))
+        }
+    };
+    match ctx.param("detector") {
+        "motion" => cfg.motion.enabled = on,
+        "tflite" | "object" | "objects" | "detect" | "yolov8" => cfg.detect.enabled = on,
+        d => {
+            return Err(ApiError::path(
+                "detector",
+                format!("must be motion or tflite (object detection), got {d:?}"),
+            ))
+        }
+    }
+    cfg.updated_at = now(&ctx);
+    save(&ctx, &cfg).await?;
+    ok(&one(&ctx, &cfg).await)
+}
+
+async fn paths(ctx: Ctx) -> Reply {
+    let cams = ctx.state.store().cameras().await?;
+    let paths: Vec<String> = cams.iter().map(|c| c.id.to_string()).collect();
+    ok(&serde_json::json!({"paths": paths}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(mask_url("rtsp://u:secret@h:554/x"), "rtsp://u:***@h:554/x");
+        assert_eq!(mask_url("rtsp://h/x@y"), "rtsp://h/x@y");
+        assert_eq!(mask_url("rtsp://u@h/x"), "rtsp://u@h/x");
+        assert_eq!(mask_url("synthetic:"), "synthetic:");
+    }
+
+    #[test]
+    fn merge_patch_merges() {
+        let mut t = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(
+            &mut t,
+            &serde_json::json!({"b": {"c": null, "e": 4}, "f": [1]}),
+        );
+        assert_eq!(
+            t,
+            serde_json::json!({"a": 1, "b": {"d": 3, "e": 4}, "f": [1]})
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! The route table: paths (matched by `matchit`) to one handler per method, each with the
+//! summary and tag the OpenAPI document and the API page show.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use hyper::body::Bytes;
+use hyper::header::HeaderMap;
+use hyper::Method;
+use serde::de::DeserializeOwned;
+
+use crate::error::{from_serde, ApiError};
+use crate::reply::Reply;
+use crate::AppState;
+
+/// What a handler gets: the request, already read, and the server's state.
+pub struct Ctx {
+    /// The server's state.
+    pub state: AppState,
+    /// The request method (`HEAD` arrives as `GET`).
+    pub method: Method,
+    /// The path, as sent.
+    pub path: String,
+    /// The path parameters, percent-decoded.
+    params: Vec<(String, String)>,
+    /// The raw query string.
+    pub query: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The body (at most [`crate::MAX_BODY_BYTES`]).
+    pub body: Bytes,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        state: AppState,
+        method: Method,
+        path: String,
+        params: Vec<(String, String)>,
+        query: String,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Ctx {
+        Ctx {
+            state,
+            method,
+            path,
+            params,
+            query,
+            headers,
+            body,
+        }
+    }
+
+    /// A path parameter (the route names it, so it is there).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// A path parameter parsed as `T`: 422 naming it when it does not parse.
+    pub fn param_as<T: FromStr>(&self, name: &str) -> Result<T, ApiError> {
+        let v = self.param(name);
+        v.parse()
+            .map_err(|_| ApiError::path(name, format!("{v:?} is not a valid {name}")))
+    }
+
+    /// The query parameters, decoded, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    /// The first value of a query parameter.
+    pub fn query_value(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The body as JSON of type `T`; 422 locating the field that is wrong.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::field(
+                vec!["body".into()],
+                "a JSON body is required",
+                "missing",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let v = serde_path_to_error::deserialize(&mut de).map_err(from_serde)?;
+        de.end()
+            .map_err(|e| ApiError::field(vec!["body".into()], e.to_string(), "json_invalid"))?;
+        Ok(v)
+    }
+
+    /// The body as JSON, or `T::default()` when it is empty (Home Assistant's integration sends
+    /// `{}` with every request, others send nothing).
+    pub fn json_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        self.json()
+    }
+}
+
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// A handler.
+pub type Handler = Arc<dyn Fn(Ctx) -> HandlerFuture + Send + Sync>;
+
+/// One method of one path.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The method.
+    pub method: Method,
+    /// The path pattern, `{name}` for parameters.
+    pub pattern: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// The group it is listed under.
+    pub tag: &'static str,
+    pub(crate) handler: Handler,
+}
+
+/// Paths to endpoints.
+#[derive(Default)]
+pub struct Router {
+    paths: matchit::Router<usize>,
+    /// Endpoints by path, in registration order; `paths` maps to indexes here.
+    table: Vec<(&'static str, Vec<Endpoint>)>,
+}
+
+/// What the router found for a request.
+pub(crate) enum Found<'a> {
+    Endpoint(&'a Endpoint, Vec<(String, String)>),
+    /// The path exists, the method does not: these do.
+    WrongMethod(Vec<Method>),
+    Nothing,
+}
+
+impl Router {
+    /// An empty table.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Adds `method pattern`. Panics on a pattern the router rejects or a duplicate: the table
+    /// is built once, at start, from constants, so either is a bug caught by every test.
+    pub fn add<F, Fut>(
+        &mut self,
+        method: Method,
+        pattern: &'static str,
+        tag: &'static str,
+        summary: &'static str,
+        f: F,
+    ) where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |ctx| Box::pin(f(ctx)));
+        let ep = Endpoint {
+            method: method.clone(),
+            pattern,
+            summary,
+            tag,
+            handler,
+        };
+        if let Some((_, eps)) = self.table.iter_mut().find(|(p, _)| *p == pattern) {
+            assert!(
+                eps.iter().all(|e| e.method != method),
+                "{method} {pattern} registered twice"
+            );
+            eps.push(ep);
+            return;
+        }
+        let i = self.table.len();
+        self.paths
+            .insert(pattern, i)
+            .unwrap_or_else(|e| panic!("route {pattern}: {e}"));
+        self.table.push((pattern, vec![ep]));
+    }
+
+    /// Every endpoint, in registration order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.table.iter().flat_map(|(_, eps)| eps.iter())
+    }
+
+    pub(crate) fn find(&self, method: &Method, path: &str) -> Found<'_> {
+        let Ok(m) = self.paths.at(path) else {
+            return Found::Nothing;
+        };
+        let (_, eps) = &self.table[*m.value];
+        let want = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        match eps.iter().find(|e| e.method == *want) {
+            Some(ep) => {
+                let params = m
+                    .params
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = percent_encoding::percent_decode_str(v)
+                            .decode_utf8_lossy()
+                            .into_owned();
+                        (k.to_owned(), v)
+                    })
+                    .collect();
+                Found::Endpoint(ep, params)
+            }
+            None => Found::WrongMethod(eps.iter().map(|e| e.method.clone()).collect()),
+        }
+    }
+}
