@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod config;
 pub mod fetch;
 
 /// Installs the tracing subscriber (`RUST_LOG` filters; `info` by default).

@@ -13,12 +13,18 @@ use vigil_core::Store;
 use vigil_store::LmdbStore;
 
 /// Starts vigild and waits for it to answer; the caller stops (and waits for) it.
-#[allow(clippy::zombie_processes)]
 fn start(data: &Path, port: u16) -> Child {
+    start_with(data, port, &[])
+}
+
+/// Starts vigild with more arguments.
+#[allow(clippy::zombie_processes)]
+fn start_with(data: &Path, port: u16, more: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigild"))
         .args(["--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(more)
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -93,4 +99,118 @@ async fn vigild_records_its_demo_camera() {
             .expect("a snapshot");
         assert!(data.join(snapshot).exists());
     }
+}
+
+fn http(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = match (method, body) {
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b)
+            .unwrap(),
+        ("DELETE", _) => agent.delete(url).call().unwrap(),
+        _ => agent.get(url).call().unwrap(),
+    };
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn a_bad_configuration_stops_the_start_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(
+        &path,
+        "[cameras.yard]\nurl = \"synthetic:\"\ndetect = { fps = \"fast\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{}:3: cameras.yard.detect.fps: invalid type",
+        path.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing was started");
+}
+
+#[test]
+fn cameras_from_the_file_and_from_the_api_come_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(
+        &path,
+        "[cameras.yard]\nurl = \"synthetic:320x240@5\"\nrecord = { mode = \"events\" }\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = ["--config", path.to_str().unwrap()];
+    let child = start_with(&data, port, &config);
+    let (st, v) = http("GET", &format!("{base}/api/cameras"), None);
+    assert_eq!(st, 200);
+    let ids: Vec<&str> = v["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["yard"], "a configured camera, and no demo camera");
+    assert_eq!(v["cameras"][0]["record"]["mode"], "events");
+    let (st, v) = http(
+        "POST",
+        &format!("{base}/api/cameras"),
+        Some(r#"{"name": "Porch", "url": "synthetic:320x240@5"}"#),
+    );
+    assert_eq!(st, 201, "{v}");
+    stop(child);
+
+    let child = start_with(&data, port, &config);
+    let (_, v) = http("GET", &format!("{base}/api/cameras"), None);
+    let ids: Vec<&str> = v["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["porch", "yard"]);
+    // The cameras run: frames arrive on both.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = http("GET", &format!("{base}/api/cameras"), None);
+        let online = v["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "online")
+            .count();
+        if online == 2 {
+            break;
+        }
+        assert!(Instant::now() < end, "cameras not online: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (st, _) = http("DELETE", &format!("{base}/api/cameras/porch"), None);
+    assert_eq!(st, 204);
+    stop(child);
+    let child = start_with(&data, port, &config);
+    let (_, v) = http("GET", &format!("{base}/api/cameras"), None);
+    assert_eq!(v["count"], 1);
+    stop(child);
 }

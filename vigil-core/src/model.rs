@@ -462,7 +462,9 @@ impl Zone {
     /// Checks the name and the polygon.
     pub fn validate(&self) -> Result<()> {
         validate_name("zone name", &self.name)?;
-        self.polygon.validate()
+        self.polygon
+            .validate()
+            .map_err(|e| Error::invalid(format!("zone {:?}: {}", self.name, e.message())))
     }
 }
 

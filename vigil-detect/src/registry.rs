@@ -101,6 +101,7 @@ impl DetectorStats {
 
 /// What a detector is built from: its kind and settings (one entry of a `detectors` section).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DetectorSpec {
     /// `yolov8`, `motion`, or a kind a program registered.
     pub kind: String,

@@ -1,6 +1,8 @@
-//! `vigild`: the Vigil daemon. Opens the store in the data directory, makes sure the built-in
-//! demo camera exists, finishes what a crash interrupted, records every enabled camera and
-//! serves the HTTP API until SIGINT or SIGTERM, then closes the open segments.
+//! `vigild`: the Vigil daemon. Reads its configuration file, opens the store in the data
+//! directory, sets the cameras the file names (and the built-in demo camera when asked or
+//! when there is none), finishes what a crash interrupted, runs every enabled camera
+//! (record, detect, track, events) and serves the HTTP API until SIGINT or SIGTERM, then
+//! closes the open segments.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +10,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use vigil_cli::config::Config;
 use vigil_core::camera::{FileCamera, RtspCamera};
 use vigil_core::pipeline::{CameraFactory, DiskBudget, Nvr, NvrOptions};
-use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
+use vigil_core::{
+    Batch, Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store, Timestamp,
+};
 use vigil_detect::SyntheticCamera;
 use vigil_detect::{analyzer_factory, DetectorRegistry, DetectorSpec};
 use vigil_store::{LmdbStore, StoreOptions};
@@ -19,12 +24,20 @@ use vigil_store::{LmdbStore, StoreOptions};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Directory for the database and media.
-    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
-    /// Address to serve the API on.
-    #[arg(long, env = "VIGIL_LISTEN", default_value = "127.0.0.1:5000")]
-    listen: SocketAddr,
+    /// Configuration file (TOML: server, storage, detectors, detection, cameras); see
+    /// `docs/config.md`. Flags given on the command line win over the file.
+    #[arg(long, env = "VIGIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the database and media [default: data].
+    #[arg(long, env = "VIGIL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to serve the API on [default: 127.0.0.1:5000].
+    #[arg(long, env = "VIGIL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Run the built-in demo camera (a generated scene with motion detection; needs nothing
+    /// else). Without any camera configured, vigild starts it anyway unless --no-demo.
+    #[arg(long, conflicts_with = "no_demo")]
+    demo: bool,
     /// Do not add the built-in demo camera when no camera is configured.
     #[arg(long)]
     no_demo: bool,
@@ -63,47 +76,46 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| cfg.server.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let listen = args
+        .listen
+        .or(cfg.server.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
+    let registry = Arc::new(detectors(&args, &cfg)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let store_dir = vigil_cli::store_dir(&args.data_dir);
+        let store_dir = vigil_cli::store_dir(&data_dir);
         let store: Arc<dyn Store> = Arc::new(
             LmdbStore::open(&store_dir, StoreOptions::default())
                 .with_context(|| format!("opening the store in {}", store_dir.display()))?,
         );
-        if !args.no_demo && store.cameras().await?.is_empty() {
-            let now = RealClocks::default().realtime();
-            let demo = CameraConfig::new(
-                CameraId::new("demo")?,
-                Source::Synthetic {
-                    width: 1280,
-                    height: 720,
-                    fps: 15,
-                },
-                now,
-            );
-            store
-                .apply(Mutation::PutCamera(Box::new(demo)).into())
-                .await?;
-            tracing::info!("added the built-in demo camera \"demo\"");
-        }
         let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+        put_configured_cameras(&*store, &cfg, &args, clocks.realtime()).await?;
         let opts = NvrOptions {
             budget: DiskBudget {
-                max_bytes: args.max_storage_bytes,
-                max_percent: args.max_storage_percent,
+                max_bytes: args.max_storage_bytes.or(cfg.storage.max_bytes),
+                max_percent: args.max_storage_percent.or(cfg.storage.max_percent),
             },
             analyzers: Some(analyzer_factory(
-                Arc::new(detectors(&args)?),
-                !args.full_frame,
+                registry,
+                !(args.full_frame || cfg.detection.full_frame),
             )),
             ..NvrOptions::default()
         };
         let nvr = Arc::new(
             Nvr::start(
-                &args.data_dir,
+                &data_dir,
                 store.clone(),
                 clocks.clone(),
                 factory(clocks),
@@ -112,10 +124,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .context("starting the cameras")?,
         );
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(addr = %args.listen, data_dir = %args.data_dir.display(), "vigild serving");
+            .with_context(|| format!("listening on {listen}"))?;
+        tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         vigil_http::serve(
             listener,
             vigil_http::AppState::with_nvr(store, nvr.clone()),
@@ -128,6 +140,47 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// Sets the cameras the file names (keeping when each was added), then the demo camera when
+/// asked for, or when no camera is configured at all.
+async fn put_configured_cameras(
+    store: &dyn Store,
+    cfg: &Config,
+    args: &Args,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let mut batch = Batch::new();
+    for (id, spec) in &cfg.cameras {
+        let id = CameraId::new(id.clone())?;
+        let camera = match store.camera(&id).await? {
+            Some(mut old) => {
+                spec.apply_to(&mut old, now)?;
+                old
+            }
+            None => spec.to_config(id, now)?,
+        };
+        batch.push(Mutation::PutCamera(Box::new(camera)));
+    }
+    let none = batch.is_empty() && store.cameras().await?.is_empty();
+    let demo_id = CameraId::new("demo")?;
+    if (args.demo || (none && !args.no_demo)) && store.camera(&demo_id).await?.is_none() {
+        let demo = CameraConfig::new(
+            demo_id,
+            Source::Synthetic {
+                width: 1280,
+                height: 720,
+                fps: 15,
+            },
+            now,
+        );
+        batch.push(Mutation::PutCamera(Box::new(demo)));
+        tracing::info!("added the built-in demo camera \"demo\"");
+    }
+    if !batch.is_empty() {
+        store.apply(batch).await?;
+    }
+    Ok(())
+}
+
 fn percent(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (1.0..=100.0).contains(&v) {
@@ -137,9 +190,16 @@ fn percent(s: &str) -> Result<f64, String> {
     }
 }
 
-/// The detectors: the model given, if any (motion needs none).
-fn detectors(args: &Args) -> anyhow::Result<DetectorRegistry> {
+/// The detectors: those the file names, and the model given on the command line, if any
+/// (motion needs none).
+fn detectors(args: &Args, cfg: &Config) -> anyhow::Result<DetectorRegistry> {
     let mut registry = DetectorRegistry::new();
+    for (name, spec) in &cfg.detectors {
+        registry
+            .add(name, spec)
+            .with_context(|| format!("detector {name:?} of the configuration"))?;
+        tracing::info!(detector = %name, kind = %spec.kind, "detector ready");
+    }
     if let Some(model) = &args.model {
         let spec = DetectorSpec {
             kind: "yolov8".to_owned(),
