@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use vigil_core::pipeline::{AnalysisContext, AnalyzerFactory, FrameAnalyzer};
+use vigil_core::pipeline::{AnalysisContext, AnalyzerFactory, FrameAnalyzer, LiveFrame, LiveHub};
 use vigil_core::{
     BBox, CameraId, Detector, IdGenerator, Image, Mutation, ObjectDetection, ObjectFilter, Result,
     Timestamp, TrackedObject, Tracker, VideoFrame,
@@ -86,6 +86,8 @@ pub struct Analyzer {
     last: Option<Image>,
     /// Pictures analysed.
     frames: u64,
+    /// Where each analysed picture is published for live views.
+    live: Option<(CameraId, Arc<LiveHub>)>,
 }
 
 impl Analyzer {
@@ -104,7 +106,14 @@ impl Analyzer {
             options,
             last: None,
             frames: 0,
+            live: None,
         })
+    }
+
+    /// Publishes every analysed picture, with what was found in it, to `hub` as `camera`'s.
+    pub fn with_live(mut self, camera: CameraId, hub: Arc<LiveHub>) -> Analyzer {
+        self.live = Some((camera, hub));
+        self
     }
 
     /// The latest analysed picture.
@@ -118,6 +127,7 @@ impl Analyzer {
             return Ok(None);
         };
         let motion = self.motion.detect(&image)?;
+        let mut searched: Vec<BBox> = Vec::new();
         let raw = match &self.options.mode {
             DetectMode::Motion => motion
                 .boxes
@@ -147,6 +157,16 @@ impl Analyzer {
                     min_side,
                     self.frames,
                 );
+                let (w, h) = (image.width as f32, image.height as f32);
+                searched = regions
+                    .iter()
+                    .map(|&(x, y, side)| BBox {
+                        x1: x as f32 / w,
+                        y1: y as f32 / h,
+                        x2: (x + side) as f32 / w,
+                        y2: (y + side) as f32 / h,
+                    })
+                    .collect();
                 detect_regions(d.as_ref(), &image, &regions).await?
             }
         };
@@ -161,6 +181,18 @@ impl Analyzer {
         let removed = self.tracker.take_removed();
         let mutations = self.events.update(&image, &objects, &removed)?;
         let time = image.time;
+        if let Some((camera, hub)) = &self.live {
+            hub.publish(
+                camera,
+                LiveFrame {
+                    time,
+                    image: image.clone(),
+                    objects: objects.clone(),
+                    motion: motion.boxes.clone(),
+                    regions: searched,
+                },
+            );
+        }
         self.last = Some(image);
         Ok(Some(Analysis {
             time,
@@ -246,7 +278,8 @@ pub fn analyzer_factory(registry: Arc<DetectorRegistry>, regions: bool) -> Analy
                 _ => return Ok(None),
             };
             let options = AnalyzerOptions::for_camera(cfg, mode);
-            let analyzer = Analyzer::new(cfg.id.clone(), &ctx.data_dir, ctx.ids.clone(), options)?;
+            let analyzer = Analyzer::new(cfg.id.clone(), &ctx.data_dir, ctx.ids.clone(), options)?
+                .with_live(cfg.id.clone(), ctx.live.clone());
             Ok(Some(Box::new(analyzer) as Box<dyn FrameAnalyzer>))
         },
     )

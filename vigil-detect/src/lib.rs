@@ -54,7 +54,7 @@ pub use registry::{
     Backend, DetectorBuilder, DetectorFigures, DetectorRegistry, DetectorSpec, DetectorStats,
     Measured,
 };
-pub use render::{render, Annotation, SnapshotStyle};
+pub use render::{render, render_live, Annotation, Overlays, SnapshotStyle};
 pub use synthetic::SyntheticCamera;
 pub use tracker::{filter_detections, ObjectTracker, TrackerOptions};
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};

@@ -210,6 +210,176 @@ pub fn render(
     encode_jpeg(&out.data, out.width, out.height, style.quality)
 }
 
+/// What to draw over a live picture: the parameters of Frigate's debug stream and
+/// `latest.jpg` (`bbox`, `timestamp`, `zones`, `mask`, `motion`, `regions`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Overlays {
+    /// The followed objects' boxes, labels, scores and ids.
+    pub bbox: bool,
+    /// The capture time (UTC), top left.
+    pub timestamp: bool,
+    /// The zones' outlines, in their colours.
+    pub zones: bool,
+    /// The motion masks, darkened.
+    pub mask: bool,
+    /// Moving areas, in blue.
+    pub motion: bool,
+    /// Where the detector ran, in green.
+    pub regions: bool,
+}
+
+/// Draws a camera's live picture with `overlays`, scaled to `height` (keeping the aspect
+/// ratio), as a JPEG of `quality`.
+pub fn render_live(
+    frame: &vigil_core::pipeline::LiveFrame,
+    zones: &[vigil_core::Zone],
+    masks: &[vigil_core::Polygon],
+    overlays: &Overlays,
+    height: Option<u32>,
+    quality: u8,
+) -> Result<Vec<u8>> {
+    if !(1..=100).contains(&quality) {
+        return Err(Error::invalid(format!(
+            "quality {quality} is not between 1 and 100"
+        )));
+    }
+    let (w, h) = (frame.image.width, frame.image.height);
+    let mut pic = Rgb {
+        width: w,
+        height: h,
+        data: crate::image::to_rgb(&frame.image)?,
+    };
+    if let Some(th) = height {
+        if !(16..=4320).contains(&th) {
+            return Err(Error::invalid(format!(
+                "height {th} is not between 16 and 4320 pixels"
+            )));
+        }
+        if th != h {
+            let tw = ((u64::from(w) * u64::from(th) / u64::from(h)).max(2) / 2 * 2) as u32;
+            pic = Rgb {
+                width: tw,
+                height: th,
+                data: resample(&pic, 0, 0, w, h, tw, th),
+            };
+        }
+    }
+    let (ow, oh) = (pic.width as f32, pic.height as f32);
+    let px = |b: &BBox| {
+        (
+            (b.x1 * ow).round() as i64,
+            (b.y1 * oh).round() as i64,
+            (b.x2 * ow).round() as i64,
+            (b.y2 * oh).round() as i64,
+        )
+    };
+    let scale = (pic.height / 240).max(1);
+    let t = i64::from(scale);
+    if overlays.mask {
+        for m in masks {
+            shade(&mut pic, m);
+        }
+    }
+    if overlays.zones {
+        for z in zones.iter().filter(|z| z.enabled) {
+            let c = parse_colour(&z.color).unwrap_or([255, 255, 0]);
+            outline(&mut pic, &z.polygon, t, c);
+        }
+    }
+    if overlays.motion {
+        for b in &frame.motion {
+            rectangle(&mut pic, px(b), t, [0, 0, 255]);
+        }
+    }
+    if overlays.regions {
+        for b in &frame.regions {
+            rectangle(&mut pic, px(b), t, [0, 255, 0]);
+        }
+    }
+    if overlays.bbox {
+        for o in &frame.objects {
+            let c = colour_of(&o.label);
+            let b = px(&o.bbox);
+            rectangle(&mut pic, b, t + 1, c);
+            let mut text = format!(
+                "{} {:.0}% #{}",
+                o.label,
+                o.smoothed_score * 100.0,
+                o.tracker_id
+            );
+            if o.stationary {
+                text.push_str(" still");
+            }
+            let th = text_height(scale) as i64;
+            let ty = if b.1 - th - 2 >= 0 {
+                b.1 - th - 2
+            } else {
+                b.1 + t + 2
+            };
+            text_box(&mut pic, b.0.max(0), ty.max(0), &text, scale, c);
+        }
+    }
+    if overlays.timestamp {
+        text_box(&mut pic, 4, 4, &format_utc(frame.time), scale, [0, 0, 0]);
+    }
+    encode_jpeg(&pic.data, pic.width, pic.height, quality)
+}
+
+/// `#rrggbb` as a colour.
+fn parse_colour(s: &str) -> Option<[u8; 3]> {
+    let hex = s.strip_prefix('#')?;
+    if hex.len() != 6 {
+        return None;
+    }
+    let v = u32::from_str_radix(hex, 16).ok()?;
+    Some([(v >> 16) as u8, (v >> 8) as u8, v as u8])
+}
+
+/// The polygon's edges, `t` pixels thick.
+fn outline(p: &mut Rgb, poly: &vigil_core::Polygon, t: i64, c: [u8; 3]) {
+    let (w, h) = (p.width as f32, p.height as f32);
+    let n = poly.points.len();
+    for i in 0..n {
+        let (a, b) = (poly.points[i], poly.points[(i + 1) % n]);
+        let (x0, y0) = ((a.x * w) as i64, (a.y * h) as i64);
+        let (x1, y1) = ((b.x * w) as i64, (b.y * h) as i64);
+        let steps = (x1 - x0).abs().max((y1 - y0).abs()).max(1);
+        for s in 0..=steps {
+            let x = x0 + (x1 - x0) * s / steps;
+            let y = y0 + (y1 - y0) * s / steps;
+            fill(p, x - t / 2, y - t / 2, x - t / 2 + t, y - t / 2 + t, c);
+        }
+    }
+}
+
+/// Darkens the inside of the polygon to a third.
+fn shade(p: &mut Rgb, poly: &vigil_core::Polygon) {
+    let (w, h) = (p.width, p.height);
+    let xs = poly.points.iter().map(|q| q.x);
+    let ys = poly.points.iter().map(|q| q.y);
+    let (x0, x1) = (xs.clone().fold(1.0f32, f32::min), xs.fold(0.0f32, f32::max));
+    let (y0, y1) = (ys.clone().fold(1.0f32, f32::min), ys.fold(0.0f32, f32::max));
+    let span = |lo: f32, hi: f32, n: u32| {
+        let a = ((lo * n as f32).floor().max(0.0) as u32).min(n);
+        let b = ((hi * n as f32).ceil().max(0.0) as u32).min(n);
+        a..b
+    };
+    for y in span(y0, y1, h) {
+        for x in span(x0, x1, w) {
+            let q = vigil_core::Point {
+                x: (x as f32 + 0.5) / w as f32,
+                y: (y as f32 + 0.5) / h as f32,
+            };
+            if poly.contains(q) {
+                let i = (y as usize * w as usize + x as usize) * 3;
+                for v in &mut p.data[i..i + 3] {
+                    *v /= 3;
+                }
+            }
+        }
+    }
+}
+
 /// A square (`x0`, `y0`, side) around `bbox`: its longer side times `margin`, at least
 /// `min_side`, moved inside the `w × h` frame (and no bigger than its shorter side).
 pub fn square_around(bbox: &BBox, w: u32, h: u32, margin: f32, min_side: u32) -> (u32, u32, u32) {

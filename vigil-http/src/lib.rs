@@ -77,6 +77,22 @@ struct Inner {
     nvr: Option<Arc<Nvr>>,
     data_dir: Option<PathBuf>,
     started: Instant,
+    mjpeg: Arc<api::live::MjpegHub>,
+    /// Set when the server shuts down: live streams end.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Inner {
+    fn new(store: Arc<dyn Store>, nvr: Option<Arc<Nvr>>, data_dir: Option<PathBuf>) -> Inner {
+        Inner {
+            store,
+            nvr,
+            data_dir,
+            started: Instant::now(),
+            mjpeg: Arc::default(),
+            closing: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 impl AppState {
@@ -84,12 +100,7 @@ impl AppState {
     /// stored but nothing runs them, and media files are not served.
     pub fn new(store: Arc<dyn Store>) -> Self {
         AppState {
-            inner: Arc::new(Inner {
-                store,
-                nvr: None,
-                data_dir: None,
-                started: Instant::now(),
-            }),
+            inner: Arc::new(Inner::new(store, None, None)),
         }
     }
 
@@ -98,12 +109,7 @@ impl AppState {
     pub fn with_nvr(store: Arc<dyn Store>, nvr: Arc<Nvr>) -> Self {
         let data_dir = Some(nvr.data_dir().to_owned());
         AppState {
-            inner: Arc::new(Inner {
-                store,
-                nvr: Some(nvr),
-                data_dir,
-                started: Instant::now(),
-            }),
+            inner: Arc::new(Inner::new(store, Some(nvr), data_dir)),
         }
     }
 
@@ -130,6 +136,15 @@ impl AppState {
     /// Where media files live, when known.
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         self.inner.data_dir.as_deref()
+    }
+
+    pub(crate) fn mjpeg(&self) -> &Arc<api::live::MjpegHub> {
+        &self.inner.mjpeg
+    }
+
+    /// Changes to true when the server shuts down.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
     }
 
     /// Seconds since the state was made.
@@ -333,6 +348,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         }
     }
     drop(listener);
+    // Live streams never end by themselves: end them, so that their connections drain.
+    state.inner.closing.send_replace(true);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {

@@ -41,6 +41,8 @@ pub struct AnalysisContext {
     pub data_dir: PathBuf,
     /// Ids for events and detections.
     pub ids: Arc<IdGenerator>,
+    /// Where the analysed pictures are published for live views.
+    pub live: Arc<super::live::LiveHub>,
 }
 
 /// Builds the analyser of a camera, or `None` when the camera analyses nothing.

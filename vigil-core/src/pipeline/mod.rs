@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod camera_task;
 pub mod clip;
+pub mod live;
 pub mod nvr;
 pub mod recorder;
 pub mod retention;
@@ -14,6 +15,7 @@ pub use analysis::{
 };
 pub use camera_task::{CameraTask, CameraTaskOptions};
 pub use clip::{event_clip_range, write_clip, write_event_clip, ClipInfo};
+pub use live::{LiveFrame, LiveHub, LiveReceiver};
 pub use nvr::{CameraFactory, CameraStatus, Nvr, NvrOptions};
 pub use recorder::{reconcile, Recorder, RecorderInput, RecorderOptions, RecorderStats};
 pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use super::analysis::{AnalysisContext, AnalysisStats, AnalyzerFactory};
 use super::camera_task::{CameraTask, CameraTaskOptions};
+use super::live::LiveHub;
 use super::recorder::{reconcile, RecorderStats};
 use super::retention::{DiskBudget, Retention};
 use super::supervisor::{StreamStats, SupervisorOptions};
@@ -89,6 +90,7 @@ pub struct Nvr {
     supervisor: SupervisorOptions,
     cameras: Mutex<BTreeMap<CameraId, Entry>>,
     analyzers: Option<AnalyzerFactory>,
+    live: Arc<LiveHub>,
 }
 
 impl Nvr {
@@ -135,6 +137,7 @@ impl Nvr {
             supervisor: SupervisorOptions::default(),
             cameras: Mutex::new(BTreeMap::new()),
             analyzers: opts.analyzers,
+            live: Arc::new(LiveHub::new()),
         };
         for cfg in store.cameras().await? {
             nvr.put_camera(&cfg).await;
@@ -170,6 +173,7 @@ impl Nvr {
                 let context = AnalysisContext {
                     data_dir: self.data_dir.clone(),
                     ids: self.ids.clone(),
+                    live: self.live.clone(),
                 };
                 if let Some(factory) = &self.analyzers {
                     match factory(cfg, &context) {
@@ -200,6 +204,7 @@ impl Nvr {
 
     /// Stops and forgets a camera (its recordings stay).
     pub async fn remove_camera(&self, id: &CameraId) {
+        self.live.remove(id);
         let old = self.cameras.lock().await.remove(id);
         if let Some(t) = old.and_then(|e| e.task) {
             t.stop().await;
@@ -224,6 +229,11 @@ impl Nvr {
     /// Retention: storage statistics and manual cleanup.
     pub fn retention(&self) -> &Retention {
         &self.retention
+    }
+
+    /// Every camera's live view: the newest analysed picture and what was found in it.
+    pub fn live(&self) -> &Arc<LiveHub> {
+        &self.live
     }
 
     /// The data directory (recordings, snapshots, clips).

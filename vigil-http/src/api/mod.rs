@@ -3,6 +3,7 @@
 mod cameras;
 mod detections;
 mod events;
+pub(crate) mod live;
 mod recordings;
 mod system;
 
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> Router {
     events::routes(&mut r);
     detections::routes(&mut r);
     recordings::routes(&mut r);
+    live::routes(&mut r);
     r
 }
 

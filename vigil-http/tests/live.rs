@@ -1,0 +1,218 @@
+//! Live pictures from a running system: a synthetic camera analysed for motion, its newest
+//! picture as `latest.jpg`, and MJPEG streams that decode, at about the asked rate.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigil_core::pipeline::{CameraFactory, Nvr, NvrOptions};
+use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
+use vigil_detect::render::decode_jpeg;
+use vigil_detect::{analyzer_factory, DetectorRegistry, SyntheticCamera};
+use vigil_store::{LmdbStore, StoreOptions};
+
+struct System {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    nvr: Arc<Nvr>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> System {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(LmdbStore::open(&dir.path().join("db"), StoreOptions::default()).unwrap());
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
+    let mut cam = CameraConfig::new(
+        CameraId::new("yard").unwrap(),
+        Source::Synthetic {
+            width: 320,
+            height: 240,
+            fps: 10,
+        },
+        clocks.realtime(),
+    );
+    cam.detect.width = 320;
+    cam.detect.height = 240;
+    cam.detect.fps = 10;
+    store
+        .apply(Mutation::PutCamera(Box::new(cam)).into())
+        .await
+        .unwrap();
+    let c = clocks.clone();
+    let factory: CameraFactory = Arc::new(move |cfg: &CameraConfig| {
+        let Source::Synthetic { width, height, fps } = cfg.record_source else {
+            unreachable!()
+        };
+        Ok(Arc::new(SyntheticCamera::new(
+            cfg.id.clone(),
+            width,
+            height,
+            fps,
+            c.clone(),
+        )?) as Arc<dyn Camera>)
+    });
+    let opts = NvrOptions {
+        analyzers: Some(analyzer_factory(Arc::new(DetectorRegistry::new()), true)),
+        ..NvrOptions::default()
+    };
+    let nvr = Arc::new(
+        Nvr::start(dir.path(), store.clone(), clocks, factory, opts)
+            .await
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = vigil_http::AppState::with_nvr(store, nvr.clone());
+    let task = tokio::spawn(vigil_http::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    System {
+        base,
+        stop: Some(tx),
+        task,
+        nvr,
+        _dir: dir,
+    }
+}
+
+impl System {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+        self.nvr.stop().await;
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// GET `url`, keep reading for `secs`, and split what came into its JPEG parts.
+fn read_mjpeg(url: &str, secs: f64) -> (String, Vec<Vec<u8>>) {
+    let resp = agent().get(url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut reader = resp.into_body().into_reader();
+    let mut buf = Vec::new();
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut chunk = [0u8; 65536];
+    while Instant::now() < end {
+        let n = reader.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    // Parts: "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: N\r\n\r\n<N bytes>\r\n".
+    let mut parts = Vec::new();
+    let mut rest = &buf[..];
+    while let Some(i) = find(rest, b"Content-Length: ") {
+        let after = &rest[i + 16..];
+        let eol = find(after, b"\r\n").unwrap();
+        let n: usize = std::str::from_utf8(&after[..eol]).unwrap().parse().unwrap();
+        let start = eol + 4;
+        if after.len() < start + n {
+            break; // The last part was cut when we stopped reading.
+        }
+        parts.push(after[start..start + n].to_vec());
+        rest = &after[start + n..];
+    }
+    (ctype, parts)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_jpg_and_mjpeg_streams_decode_at_the_asked_rate() {
+    let sys = start().await;
+    let base = sys.base.clone();
+    tokio::task::spawn_blocking(move || {
+        // The first analysed picture comes within a few seconds.
+        let end = Instant::now() + Duration::from_secs(20);
+        let jpeg = loop {
+            let mut r = agent().get(format!("{base}/api/yard/latest.jpg")).call().unwrap();
+            if r.status().as_u16() == 200 {
+                break r.body_mut().read_to_vec().unwrap();
+            }
+            assert_eq!(r.status().as_u16(), 503, "before the first picture");
+            assert!(Instant::now() < end, "no picture");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let pic = decode_jpeg(&jpeg).unwrap();
+        assert_eq!((pic.width, pic.height), (320, 240));
+        // Scaled, with every overlay drawn.
+        let mut r = agent()
+            .get(format!(
+                "{base}/api/yard/latest.jpg?h=120&bbox=1&timestamp=1&zones=1&mask=1&motion=1&regions=1"
+            ))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let pic = decode_jpeg(&r.body_mut().read_to_vec().unwrap()).unwrap();
+        assert_eq!((pic.width, pic.height), (160, 120));
+        let mut r = agent().get(format!("{base}/api/cameras/yard/snapshot")).call().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        decode_jpeg(&r.body_mut().read_to_vec().unwrap()).unwrap();
+
+        // Three viewers at once: two of the same stream (one encoder), one of another size.
+        let a = std::thread::spawn({
+            let base = base.clone();
+            move || read_mjpeg(&format!("{base}/api/yard?fps=5&h=120&bbox=1"), 4.0)
+        });
+        let b = std::thread::spawn({
+            let base = base.clone();
+            move || read_mjpeg(&format!("{base}/api/yard?fps=5&h=120&bbox=1"), 4.0)
+        });
+        let (ctype, parts) = read_mjpeg(&format!("{base}/video/stream?path=video/yard&fps=2"), 4.0);
+        assert!(ctype.starts_with("multipart/x-mixed-replace"), "{ctype}");
+        assert!((5..=10).contains(&parts.len()), "{} parts at 2 fps in 4 s", parts.len());
+        let pic = decode_jpeg(&parts[0]).unwrap();
+        assert_eq!((pic.width, pic.height), (320, 240));
+        for viewer in [a, b] {
+            let (_, parts) = viewer.join().unwrap();
+            // 5 fps for 4 s (the camera analyses at 10): about 20 frames.
+            assert!((14..=24).contains(&parts.len()), "{} parts at 5 fps in 4 s", parts.len());
+            for p in &parts {
+                let pic = decode_jpeg(p).unwrap();
+                assert_eq!((pic.width, pic.height), (160, 120));
+            }
+        }
+
+        for (q, field) in [("h=5", "h"), ("fps=0", "fps"), ("bbox=2", "bbox"), ("quality=101", "quality")] {
+            let mut r = agent().get(format!("{base}/api/yard/latest.jpg?{q}")).call().unwrap();
+            assert_eq!(r.status().as_u16(), 422, "{q}");
+            let v: serde_json::Value =
+                serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+            assert_eq!(v["detail"][0]["loc"][1], field, "{v}");
+        }
+        let r = agent().get(format!("{base}/api/nocamera/latest.jpg")).call().unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+        let r = agent().get(format!("{base}/video/stream?path=nocamera")).call().unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+    })
+    .await
+    .unwrap();
+    // A viewer still connected does not hold up the shutdown.
+    let base = sys.base.clone();
+    let viewer = std::thread::spawn(move || read_mjpeg(&format!("{base}/api/yard"), 30.0));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    sys.stop().await;
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let (_, parts) = viewer.join().unwrap();
+    assert!(!parts.is_empty());
+}
