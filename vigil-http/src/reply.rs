@@ -146,13 +146,22 @@ pub fn parse_range(value: Option<&str>, len: u64) -> ByteRange {
 /// Serves a file, honouring a `Range` header: 200 with the whole file, 206 with the asked part,
 /// 416 when no byte of it is in the file. The file is read in chunks as the client takes them.
 pub async fn file(path: &Path, content_type: &str, req_headers: &HeaderMap) -> Reply {
-    let mut f = match tokio::fs::File::open(path).await {
+    let f = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::not_found("the file is gone"))
         }
         Err(e) => return Err(ApiError::io("opening a media file", e)),
     };
+    open_file(f, content_type, req_headers).await
+}
+
+/// [`file`] for a file already open (one made for this request and already unlinked).
+pub async fn open_file(
+    mut f: tokio::fs::File,
+    content_type: &str,
+    req_headers: &HeaderMap,
+) -> Reply {
     let len = f
         .metadata()
         .await
@@ -176,11 +185,10 @@ pub async fn file(path: &Path, content_type: &str, req_headers: &HeaderMap) -> R
             return Ok(r);
         }
     };
-    if start > 0 {
-        f.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::io("seeking in a media file", e))?;
-    }
+    // Always: a file just written through a clone of this handle shares its offset.
+    f.seek(SeekFrom::Start(start))
+        .await
+        .map_err(|e| ApiError::io("seeking in a media file", e))?;
     let (tx, body) = ChannelBody::channel(2);
     tokio::spawn(async move {
         let mut left = end - start;

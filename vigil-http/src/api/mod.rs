@@ -4,6 +4,7 @@ mod cameras;
 mod detections;
 mod events;
 pub(crate) mod live;
+mod media;
 mod recordings;
 mod system;
 
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Router {
     detections::routes(&mut r);
     recordings::routes(&mut r);
     live::routes(&mut r);
+    media::routes(&mut r);
     r
 }
 

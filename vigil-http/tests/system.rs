@@ -1,5 +1,6 @@
-//! Live pictures from a running system: a synthetic camera analysed for motion, its newest
-//! picture as `latest.jpg`, and MJPEG streams that decode, at about the asked rate.
+//! The API over a running system: a synthetic camera recorded and analysed for motion. Its
+//! newest picture as `latest.jpg`, MJPEG streams that decode at about the asked rate, and the
+//! events' media (thumbnails, snapshots, clips that ffprobe accepts).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ struct System {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     nvr: Arc<Nvr>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn start() -> System {
@@ -74,7 +75,7 @@ async fn start() -> System {
         stop: Some(tx),
         task,
         nvr,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -215,4 +216,122 @@ async fn latest_jpg_and_mjpeg_streams_decode_at_the_asked_rate() {
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     let (_, parts) = viewer.join().unwrap();
     assert!(!parts.is_empty());
+}
+
+fn get(url: &str) -> (u16, Vec<u8>) {
+    get_with(url, &[])
+}
+
+fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = req.call().unwrap();
+    let st = r.status().as_u16();
+    (
+        st,
+        r.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap(),
+    )
+}
+
+fn json(url: &str) -> serde_json::Value {
+    let (st, body) = get(url);
+    assert_eq!(st, 200, "{url}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_thumbnails_snapshots_and_clips() {
+    let sys = start().await;
+    let base = sys.base.clone();
+    let dir = sys.dir.path().to_owned();
+    let started = vigil_core::Clocks::realtime(&RealClocks::default());
+    tokio::task::spawn_blocking(move || {
+        // The scene moves all the time: a motion event with a snapshot comes within seconds,
+        // and a first 10 s segment after that.
+        let end = Instant::now() + Duration::from_secs(40);
+        let event = loop {
+            let v = json(&format!("{base}/api/events?camera=yard&has_snapshot=1"));
+            let recs = json(&format!("{base}/api/recordings?camera=yard"));
+            if let (Some(e), true) = (v["events"].get(0), recs["total"].as_u64() > Some(0)) {
+                break e.clone();
+            }
+            assert!(
+                Instant::now() < end,
+                "no event with a snapshot and a recording"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        let id = event["id"].as_str().unwrap().to_owned();
+        assert_eq!(event["label"], "motion");
+
+        let (st, t) = get(&format!("{base}/api/events/{id}/thumbnail.jpg"));
+        assert_eq!(st, 200);
+        let t = decode_jpeg(&t).unwrap();
+        assert_eq!(t.width, t.height, "thumbnails are square");
+        let (st, a) = get(&format!(
+            "{base}/api/events/{id}/thumbnail.jpg?format=android"
+        ));
+        assert_eq!(st, 200);
+        let a = decode_jpeg(&a).unwrap();
+        assert_eq!((a.width, a.height), (2 * t.height, t.height));
+        let (st, s) = get(&format!(
+            "{base}/api/events/{id}/snapshot.jpg?h=120&timestamp=1"
+        ));
+        assert_eq!(st, 200);
+        assert_eq!(decode_jpeg(&s).unwrap().height, 120);
+        let (st, s) = get(&format!("{base}/clips/yard-{id}.jpg"));
+        assert_eq!(st, 200);
+        assert_eq!(decode_jpeg(&s).unwrap().width, 320);
+        let (st, s) = get(&format!("{base}/api/yard/motion/best.jpg?h=60&crop=1"));
+        assert_eq!(st, 200);
+        assert_eq!(decode_jpeg(&s).unwrap().height, 60);
+        assert_eq!(get(&format!("{base}/api/yard/car/best.jpg")).0, 404);
+
+        // Clips play: the event's, Frigate's /clips form, and a fixed range, whose bytes are
+        // the same on every request, so that ranges of it are exact.
+        for url in [
+            format!("{base}/api/events/{id}/clip.mp4"),
+            format!("{base}/clips/yard-{id}.mp4"),
+        ] {
+            let (st, clip) = get(&url);
+            assert_eq!(st, 200, "{url}: {}", String::from_utf8_lossy(&clip));
+            let f = dir.join("probe.mp4");
+            std::fs::write(&f, &clip).unwrap();
+            let p = vigil_core::testing::ffprobe(&f);
+            assert_eq!((p.codec.as_str(), p.width, p.height), ("h264", 320, 240));
+            assert!(p.frames > 0);
+        }
+        let s = started.as_secs();
+        let url = format!("{base}/api/yard/start/{s}/end/{}/clip.mp4", s + 5);
+        let (st, clip) = get(&url);
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&clip));
+        let f = dir.join("range.mp4");
+        std::fs::write(&f, &clip).unwrap();
+        assert!(vigil_core::testing::ffprobe(&f).duration > 3.0);
+        let (st, part) = get_with(&url, &[("range", "bytes=100-1099")]);
+        assert_eq!(st, 206);
+        assert_eq!(part, &clip[100..1100]);
+        let (st, _) = get_with(&url, &[("range", &format!("bytes={}-", clip.len()))]);
+        assert_eq!(st, 416);
+        // No frames were recorded long before the camera started.
+        let (st, _) = get(&format!("{base}/api/yard/start/1000/end/1010/clip.mp4"));
+        assert_eq!(st, 404);
+        let (st, _) = get(&format!("{base}/api/yard/start/10/end/5/clip.mp4"));
+        assert_eq!(st, 422);
+        assert_eq!(get(&format!("{base}/clips/yard-1.mp4")).0, 404);
+        assert_eq!(get(&format!("{base}/clips/other-{id}.mp4")).0, 404);
+        assert_eq!(get(&format!("{base}/clips/nonsense")).0, 404);
+        // Nothing is left behind in the scratch directory.
+        let left = std::fs::read_dir(dir.join("clips/.tmp")).unwrap().count();
+        assert_eq!(left, 0);
+    })
+    .await
+    .unwrap();
+    sys.stop().await;
 }
