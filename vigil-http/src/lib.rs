@@ -78,6 +78,8 @@ struct Inner {
     data_dir: Option<PathBuf>,
     started: Instant,
     mjpeg: Arc<api::live::MjpegHub>,
+    detectors: Option<Arc<vigil_detect::DetectorRegistry>>,
+    sampler: Arc<api::system::Sampler>,
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -90,6 +92,8 @@ impl Inner {
             data_dir,
             started: Instant::now(),
             mjpeg: Arc::default(),
+            detectors: None,
+            sampler: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
         }
     }
@@ -121,6 +125,35 @@ impl AppState {
     /// The running system, when there is one.
     pub fn nvr(&self) -> Option<&Arc<Nvr>> {
         self.inner.nvr.as_ref()
+    }
+
+    /// The same state, reporting the figures of `detectors` (inference time, rates) in the
+    /// stats and the model zoo.
+    pub fn with_detectors(self, detectors: Arc<vigil_detect::DetectorRegistry>) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.detectors = Some(detectors);
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The detectors, when known.
+    pub fn detectors(&self) -> Option<&Arc<vigil_detect::DetectorRegistry>> {
+        self.inner.detectors.as_ref()
+    }
+
+    pub(crate) fn sampler(&self) -> &api::system::Sampler {
+        &self.inner.sampler
+    }
+
+    /// The running system, or 503 naming what needs it.
+    pub(crate) fn need_nvr(&self, what: &str) -> Result<&Arc<Nvr>, ApiError> {
+        self.nvr().ok_or_else(|| {
+            ApiError::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{what} needs the running system; this server serves a store only"),
+            )
+        })
     }
 
     /// The same state, serving the media files under `dir` (what [`AppState::with_nvr`] does

@@ -335,3 +335,121 @@ async fn event_thumbnails_snapshots_and_clips() {
     .unwrap();
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_status_storage_config_and_metrics() {
+    let sys = start().await;
+    let base = sys.base.clone();
+    tokio::task::spawn_blocking(move || {
+        // Frigate's stats: the camera's fps is above 0 once frames flow (Home Assistant needs
+        // that), in both the documented and the newer shape; rates come from two reads.
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = json(&format!("{base}/api/stats"));
+            let fps = v["cameras"]["yard"]["camera_fps"].as_f64().unwrap();
+            if fps > 0.0 && v["cameras"]["yard"]["process_fps"].as_f64().unwrap() > 0.0 {
+                assert_eq!(v["yard"]["camera_fps"], v["cameras"]["yard"]["camera_fps"]);
+                assert!(v["service"]["uptime"].is_u64());
+                assert!(v["service"]["version"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("0.16.0-vigil"));
+                assert!(v["detectors"].is_object());
+                break;
+            }
+            assert!(Instant::now() < end, "no fps: {v}");
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        let v = json(&format!("{base}/status"));
+        assert_eq!(v["status"], "running");
+        assert!(v["cameras"]["yard"]["fps"].as_f64().unwrap() > 0.0, "{v}");
+        assert_eq!(v["model"], "motion");
+        let v = json(&format!("{base}/api/system/stats"));
+        assert_eq!(v["total_cameras"], 1);
+        let (st, body) = get(&format!("{base}/api/system/health"));
+        assert_eq!(st, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["services"]["database"]["status"], "healthy");
+        assert_eq!(v["services"]["cameras"]["yard"]["status"], "healthy", "{v}");
+
+        // Storage: statistics, then picam's auto-delete setting, then a cleanup.
+        let v = json(&format!("{base}/api/system/storage"));
+        assert!(v["total_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(v["enabled"], false);
+        let r = agent()
+            .post(format!("{base}/storage/configure"))
+            .header("content-type", "application/json")
+            .send(r#"{"enabled": true, "max_percent": 99.5}"#)
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let v = json(&format!("{base}/storage/status"));
+        assert_eq!(
+            (v["enabled"].clone(), v["max_percent"].clone()),
+            (true.into(), 99.5.into())
+        );
+        let r = agent()
+            .post(format!("{base}/storage/configure"))
+            .header("content-type", "application/json")
+            .send(r#"{"max_percent": 150}"#)
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+        let mut r = agent()
+            .post(format!("{base}/storage/cleanup"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "{}",
+            r.body_mut().read_to_string().unwrap()
+        );
+        let mut r = agent()
+            .post(format!("{base}/api/system/cleanup"))
+            .header("content-type", "application/json")
+            .send(r#"{"older_than_days": 30}"#)
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(v["recordings_deleted"], 0, "nothing is 30 days old: {v}");
+        let r = agent()
+            .patch(format!("{base}/api/system/config"))
+            .header("content-type", "application/json")
+            .send(r#"{"storage": {"enabled": false}}"#)
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(json(&format!("{base}/storage/status"))["enabled"], false);
+
+        // What Home Assistant's integration reads from the configuration.
+        let v = json(&format!("{base}/api/config"));
+        assert_eq!(v["mqtt"]["topic_prefix"], "frigate");
+        assert!(v["model"].is_object());
+        let yard = &v["cameras"]["yard"];
+        assert_eq!(yard["objects"]["track"], serde_json::json!(["person"]));
+        assert!(yard["zones"].is_object());
+        assert!(yard["motion"]["threshold"].is_u64() && yard["motion"]["contour_area"].is_u64());
+        assert_eq!(yard["audio"]["enabled_in_config"], false);
+        let v = json(&format!("{base}/api/system/models"));
+        assert_eq!(v["models"][0]["name"], "motion");
+        assert_eq!(
+            json(&format!("{base}/api/system/models/motion"))["category"],
+            "motion"
+        );
+        assert_eq!(get(&format!("{base}/api/system/models/yolo")).0, 404);
+        let v = json(&format!("{base}/system_alert_state"));
+        assert!(["ok", "warn", "critical"].contains(&v["overall"].as_str().unwrap()));
+        assert!(v["alerts"]["storage"].is_string());
+
+        let (st, m) = get(&format!("{base}/metrics"));
+        assert_eq!(st, 200);
+        let m = String::from_utf8(m).unwrap();
+        assert!(m.contains("# TYPE vigil_camera_fps gauge"), "{m}");
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("vigil_camera_connected{camera=\"yard\"}"))
+            .unwrap();
+        assert!(line.ends_with(" 1"), "{line}");
+    })
+    .await
+    .unwrap();
+    sys.stop().await;
+}

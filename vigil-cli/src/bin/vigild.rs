@@ -108,7 +108,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 max_percent: args.max_storage_percent.or(cfg.storage.max_percent),
             },
             analyzers: Some(analyzer_factory(
-                registry,
+                registry.clone(),
                 !(args.full_frame || cfg.detection.full_frame),
             )),
             ..NvrOptions::default()
@@ -130,7 +130,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         vigil_http::serve(
             listener,
-            vigil_http::AppState::with_nvr(store, nvr.clone()),
+            vigil_http::AppState::with_nvr(store, nvr.clone()).with_detectors(registry),
             shutdown_signal(),
         )
         .await;

@@ -81,7 +81,7 @@ pub struct Retention {
     data_dir: PathBuf,
     store: Arc<dyn Store>,
     clocks: Arc<dyn Clocks>,
-    budget: DiskBudget,
+    budget: std::sync::Mutex<DiskBudget>,
 }
 
 struct Fs {
@@ -114,8 +114,21 @@ impl Retention {
             data_dir: data_dir.into(),
             store,
             clocks,
-            budget,
+            budget: std::sync::Mutex::new(budget),
         }
+    }
+
+    /// The budget in force.
+    pub fn budget(&self) -> DiskBudget {
+        self.budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the budget (picam's `/storage/configure`); the next pass applies it.
+    pub fn set_budget(&self, budget: DiskBudget) {
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = budget;
     }
 
     /// One pass: expired footage first, then whatever the budget still demands.
@@ -177,7 +190,7 @@ impl Retention {
             by_camera: stats.by_camera,
             oldest: stats.oldest,
             newest: stats.newest,
-            budget: self.budget.clone(),
+            budget: self.budget(),
         })
     }
 
@@ -322,11 +335,12 @@ impl Retention {
     /// Bytes to free to meet the budget now.
     async fn excess(&self) -> Result<u64> {
         let mut excess = 0u64;
-        if let Some(max) = self.budget.max_bytes {
+        let budget = self.budget();
+        if let Some(max) = budget.max_bytes {
             let used = self.store.recording_stats(0).await?.total.size_bytes;
             excess = excess.max(used.saturating_sub(max));
         }
-        if let Some(pct) = self.budget.max_percent {
+        if let Some(pct) = budget.max_percent {
             let fs = filesystem(&self.data_dir)?;
             let used = fs.total.saturating_sub(fs.available);
             let limit = (fs.total as f64 * pct.clamp(0.0, 100.0) / 100.0) as u64;

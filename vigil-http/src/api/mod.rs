@@ -6,7 +6,7 @@ mod events;
 pub(crate) mod live;
 mod media;
 mod recordings;
-mod system;
+pub(crate) mod system;
 
 use std::str::FromStr;
 
