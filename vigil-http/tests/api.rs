@@ -652,3 +652,64 @@ async fn recordings_detections_and_byte_ranges() {
     assert_error(&srv.get("/api/detections/8").await, 404, None, "unknown");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route_and_the_page_tries_them_in_a_browser() {
+    let srv = Server::start().await;
+    let doc = srv.get("/openapi.json").await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut ops = 0;
+    for ep in vigil_http::router().endpoints() {
+        let path = ep.pattern.replace("{*", "{");
+        let m = ep.method.as_str().to_ascii_lowercase();
+        assert!(doc["paths"][&path][&m]["summary"].is_string(), "{m} {path}");
+        ops += 1;
+    }
+    assert!(ops > 100, "{ops} operations");
+    // Endpoints that need hardware or a language model say why, with 501.
+    let r = srv.call("POST", "/system/reboot", None, &[]).await;
+    assert_error(&r, 501, None, "reboot");
+    let r = srv.get("/api/ai-audit/stats").await;
+    assert_error(&r, 501, None, "ai audit");
+
+    // The page in a real browser: every endpoint listed, and ?try= runs one.
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
+        .expect("chromium is not installed: `bash .ci/run` installs it");
+    let profile = srv.dir.path().join("profile");
+    let url = format!("http://{}/docs?try=GET%20/api/version", srv.addr);
+    let out = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let listed = dom.matches("class=\"ep\"").count();
+    assert_eq!(listed, ops, "every endpoint is on the page");
+    assert!(dom.contains("data-path=\"/api/cameras/{camera}/zones\""));
+    assert!(
+        dom.contains("data-status=\"200\""),
+        "the try ran: {}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(dom.contains("0.16.0-vigil"));
+    srv.stop().await;
+}

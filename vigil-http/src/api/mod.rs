@@ -2,11 +2,13 @@
 
 mod cameras;
 mod detections;
+mod docs;
 mod events;
 pub(crate) mod live;
 mod media;
 mod recordings;
 pub(crate) mod system;
+mod unsupported;
 
 use std::str::FromStr;
 
@@ -35,6 +37,8 @@ pub(crate) fn routes() -> Router {
     recordings::routes(&mut r);
     live::routes(&mut r);
     media::routes(&mut r);
+    unsupported::routes(&mut r);
+    docs::routes(&mut r);
     r
 }
 

@@ -1,0 +1,137 @@
+//! The OpenAPI document, made from the route table, and the page that lists and tries every
+//! endpoint (HSI's `/docs`, SentryShot's `/api` page).
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use super::GET;
+use crate::reply::{bytes, ok, Reply};
+use crate::router::{Ctx, Router};
+use crate::API_VERSION;
+
+pub(super) fn routes(r: &mut Router) {
+    r.add(
+        GET,
+        "/openapi.json",
+        "docs",
+        "This API as an OpenAPI 3.1 document",
+        openapi,
+    );
+    r.add(
+        GET,
+        "/docs",
+        "docs",
+        "A page that lists and tries every endpoint",
+        page,
+    );
+    r.add(
+        GET,
+        "/api",
+        "docs",
+        "A page that lists and tries every endpoint (SentryShot)",
+        page,
+    );
+}
+
+/// The path parameters of a pattern (`{id}`, `{*path}`), and the pattern in OpenAPI's form.
+fn params_of(pattern: &str) -> (Vec<String>, String) {
+    let mut names = Vec::new();
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else { break };
+        let name = rest[i + 1..i + j].trim_start_matches('*').to_owned();
+        out.push('{');
+        out.push_str(&name);
+        out.push('}');
+        names.push(name);
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    (names, out)
+}
+
+/// The document.
+pub(crate) fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for ep in crate::router().endpoints() {
+        let (names, path) = params_of(ep.pattern);
+        let method = ep.method.as_str().to_ascii_lowercase();
+        let op_id = format!("{method}{}", path.replace(['/', '{', '}', '.', '-'], "_"));
+        let parameters: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"name": n, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": ep.summary,
+            "tags": [ep.tag],
+            "operationId": op_id,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "Success"},
+                "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "422": {"description": "Validation error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationError"}}}},
+            },
+        });
+        if matches!(method.as_str(), "post" | "put" | "patch") {
+            op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        if ep.tag == "unsupported" {
+            op["responses"] = json!({"501": {"description": ep.summary}});
+        }
+        let entry = paths.entry(path).or_insert_with(|| json!({}));
+        entry[method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Vigil",
+            "version": API_VERSION,
+            "description": "The Vigil NVR API: the union of the Frigate, Home Security Intelligence, picam, SpectraX and SentryShot APIs (docs/api/mapping.md).",
+        },
+        "paths": paths,
+        "components": {"schemas": {
+            "Error": {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
+            "ValidationError": {"type": "object", "properties": {"detail": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"loc": {"type": "array"}, "msg": {"type": "string"}, "type": {"type": "string"}},
+            }}}},
+        }},
+    })
+}
+
+async fn openapi(_: Ctx) -> Reply {
+    ok(&document())
+}
+
+async fn page(_: Ctx) -> Reply {
+    Ok(bytes(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        include_str!("page.html"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_become_openapi_paths() {
+        assert_eq!(
+            params_of("/api/events/{id}/clip.mp4"),
+            (
+                vec!["id".to_owned()],
+                "/api/events/{id}/clip.mp4".to_owned()
+            )
+        );
+        assert_eq!(
+            params_of("/recordings/{*path}"),
+            (vec!["path".to_owned()], "/recordings/{path}".to_owned())
+        );
+        let d = document();
+        assert_eq!(d["openapi"], "3.1.0");
+        assert!(d["paths"]["/api/events"]["get"]["summary"].is_string());
+    }
+}
