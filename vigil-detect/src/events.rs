@@ -1,15 +1,16 @@
 //! From tracked objects to events: a tracked object that becomes a true positive opens an
 //! event; the event is updated when the object gets a better snapshot or enters a zone, and
 //! ends when the tracker gives the object up. The best frame is kept as a JPEG snapshot and a
-//! square thumbnail beside the recordings.
+//! square thumbnail beside the recordings. While it is seen, the object's detections are
+//! stored (at most one a second), linked to the event and the tracker id.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vigil_core::{
-    BBox, BestFrame, CameraId, Error, Event, EventId, IdGenerator, Image, Mutation, Result,
-    ReviewStatus, Snapshot, SnapshotId, SnapshotSource, Timestamp, TrackedObject,
+    BBox, BestFrame, CameraId, Detection, DetectionId, Error, Event, EventId, IdGenerator, Image,
+    Mutation, Result, ReviewStatus, Snapshot, SnapshotId, SnapshotSource, Timestamp, TrackedObject,
 };
 
 use crate::image::to_rgb;
@@ -25,7 +26,12 @@ struct Open {
     best: Option<Candidate>,
     /// The best frame changed since its snapshot was last written.
     snapshot_stale: bool,
+    /// When a detection of it was last stored.
+    last_detection: Option<Timestamp>,
 }
+
+/// Detections of one object are stored at most this often (an event counts every frame).
+const DETECTION_EVERY_US: i64 = 1_000_000;
 
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -117,6 +123,7 @@ impl EventManager {
                         event: new_event(id, &self.camera, o, self.clips),
                         best: None,
                         snapshot_stale: false,
+                        last_detection: None,
                     })
                 }
             };
@@ -146,6 +153,23 @@ impl EventManager {
                     out.extend(write_snapshot(&self.data_dir, entry)?);
                 }
                 out.push(Mutation::PutEvent(Box::new(entry.event.clone())));
+            }
+            let due = entry
+                .last_detection
+                .is_none_or(|t| image.time.0 - t.0 >= DETECTION_EVERY_US);
+            if seen_now && due {
+                entry.last_detection = Some(image.time);
+                out.push(Mutation::PutDetection(Box::new(Detection {
+                    id: DetectionId(self.ids.next(image.time)),
+                    camera: self.camera.clone(),
+                    time: image.time,
+                    label: o.label.clone(),
+                    score: o.score,
+                    bbox: o.bbox,
+                    tracker_id: Some(o.tracker_id),
+                    event_id: Some(entry.event.id),
+                    image_path: None,
+                })));
             }
         }
         for o in removed {

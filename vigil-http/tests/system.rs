@@ -270,6 +270,41 @@ async fn event_thumbnails_snapshots_and_clips() {
         let id = event["id"].as_str().unwrap().to_owned();
         assert_eq!(event["label"], "motion");
 
+        // The event's detections, as an entity's appearances and with their enrichment.
+        let dets = json(&format!("{base}/api/events/{id}/detections"));
+        assert!(dets["count"].as_u64().unwrap() > 0, "{dets}");
+        let det = dets["detections"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(dets["detections"][0]["event_id"], id.as_str());
+        let v = json(&format!("{base}/api/entities?camera_id=yard"));
+        assert!(v["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id.as_str()));
+        let v = json(&format!("{base}/api/entities/{id}/history"));
+        assert!(v["count"].as_u64().unwrap() > 0);
+        let v = json(&format!("{base}/api/detections/{det}/enrichment"));
+        assert_eq!(v["event_id"], id.as_str());
+        assert!(v["track"]["first_seen"].is_string(), "{v}");
+        let v = json(&format!("{base}/api/events/{id}/enrichments"));
+        assert!(v["count"].as_u64().unwrap() > 0);
+        let v = json(&format!("{base}/api/analytics/detection-trends"));
+        assert!(v["total_detections"].as_u64().unwrap() > 0, "{v}");
+        let v = json(&format!("{base}/api/analytics/object-distribution"));
+        assert_eq!(v["object_types"][0]["object_type"], "motion");
+        assert_eq!(v["object_types"][0]["percentage"], 100.0);
+        let v = json(&format!("{base}/api/analytics/camera-uptime?days=1"));
+        assert!(
+            v["cameras"][0]["recorded_seconds"].as_f64().unwrap() > 5.0,
+            "{v}"
+        );
+        let v = json(&format!("{base}/api/analytics/risk-history"));
+        assert!(v["data_points"][0]["unscored"].as_u64().unwrap() > 0, "{v}");
+        assert_eq!(
+            get(&format!("{base}/api/analytics/risk-history?days=0")).0,
+            422
+        );
+
         let (st, t) = get(&format!("{base}/api/events/{id}/thumbnail.jpg"));
         assert_eq!(st, 200);
         let t = decode_jpeg(&t).unwrap();
@@ -448,6 +483,36 @@ async fn stats_status_storage_config_and_metrics() {
             .find(|l| l.starts_with("vigil_camera_connected{camera=\"yard\"}"))
             .unwrap();
         assert!(line.ends_with(" 1"), "{line}");
+        // Services: the camera pipeline restarts, and disabling it stops it.
+        let v = json(&format!("{base}/api/system/services"));
+        assert_eq!(v["services"][0]["name"], "camera:yard");
+        assert_eq!(v["services"][0]["status"], "running");
+        for (action, want) in [
+            ("restart", 200),
+            ("disable", 200),
+            ("start", 409),
+            ("enable", 200),
+            ("fly", 422),
+        ] {
+            let r = agent()
+                .post(format!("{base}/api/system/services/camera:yard/{action}"))
+                .send_empty()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), want, "{action}");
+        }
+        let r = agent()
+            .post(format!("{base}/api/system/services/http/restart"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 409);
+        let r = agent()
+            .post(format!("{base}/system/restart"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let v = json(&format!("{base}/api/system/telemetry"));
+        assert!(v["cameras"]["yard"].is_object());
+
     })
     .await
     .unwrap();

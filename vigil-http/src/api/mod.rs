@@ -1,5 +1,6 @@
 //! The handlers, one module per family, and the table that routes to them.
 
+mod analytics;
 mod cameras;
 mod detections;
 mod docs;
@@ -37,6 +38,7 @@ pub(crate) fn routes() -> Router {
     recordings::routes(&mut r);
     live::routes(&mut r);
     media::routes(&mut r);
+    analytics::routes(&mut r);
     unsupported::routes(&mut r);
     docs::routes(&mut r);
     r

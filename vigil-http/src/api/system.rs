@@ -188,6 +188,34 @@ pub(super) fn routes(r: &mut Router) {
         patch_system_config,
     );
     r.add(GET, "/metrics", "system", "Prometheus metrics", metrics);
+    r.add(
+        GET,
+        "/api/system/services",
+        "services",
+        "Each camera pipeline and subsystem with its state",
+        services,
+    );
+    r.add(
+        POST,
+        "/api/system/services/{name}/{action}",
+        "services",
+        "restart, start, enable or disable a service",
+        service_action,
+    );
+    r.add(
+        POST,
+        "/system/restart",
+        "services",
+        "Restart every camera pipeline (picam)",
+        restart_all,
+    );
+    r.add(
+        GET,
+        "/api/system/telemetry",
+        "services",
+        "Per-camera pipeline figures: stream, recorder, analysis",
+        telemetry,
+    );
 }
 
 async fn health(ctx: Ctx) -> Reply {
@@ -1099,4 +1127,115 @@ async fn metrics(ctx: Ctx) -> Reply {
         "text/plain; version=0.0.4; charset=utf-8",
         m,
     ))
+}
+
+async fn services(ctx: Ctx) -> Reply {
+    let mut out = Vec::new();
+    for (c, s) in cameras(&ctx).await? {
+        let status = match (&s, c.enabled) {
+            (_, false) => "disabled",
+            (Some(s), _) if s.error.is_some() => "error",
+            (Some(s), _) if s.stream.is_some() => "running",
+            _ => "stopped",
+        };
+        out.push(json!({
+            "name": format!("camera:{}", c.id),
+            "kind": "camera",
+            "status": status,
+            "enabled": c.enabled,
+            "error": s.as_ref().and_then(|s| s.error.clone()),
+            "reconnects_last_hour": s.as_ref().and_then(|s| s.stream.as_ref()).map(|st| st.reconnects_last_hour),
+        }));
+    }
+    let running = if ctx.state.nvr().is_some() {
+        "running"
+    } else {
+        "stopped"
+    };
+    out.push(json!({"name": "retention", "kind": "subsystem", "status": running, "enabled": true}));
+    out.push(json!({"name": "http", "kind": "subsystem", "status": "running", "enabled": true}));
+    for n in ctx.state.detectors().map(|r| r.names()).unwrap_or_default() {
+        out.push(json!({"name": format!("detector:{n}"), "kind": "detector", "status": "running", "enabled": true}));
+    }
+    ok(&json!({"services": out, "count": out.len()}))
+}
+
+async fn service_action(ctx: Ctx) -> Reply {
+    let name = ctx.param("name").to_owned();
+    let action = ctx.param("action").to_owned();
+    if !matches!(action.as_str(), "restart" | "start" | "enable" | "disable") {
+        return Err(ApiError::path(
+            "action",
+            format!("must be restart, start, enable or disable, got {action:?}"),
+        ));
+    }
+    let Some(id) = name.strip_prefix("camera:") else {
+        let known = name == "retention" || name == "http" || name.starts_with("detector:");
+        return Err(if known {
+            ApiError::Status(
+                StatusCode::CONFLICT,
+                format!("{name} runs for as long as vigild does; it cannot be {action}ed alone"),
+            )
+        } else {
+            ApiError::not_found(format!("no service {name:?}"))
+        });
+    };
+    let mut cfg = super::cameras::camera_by_name(&ctx, id).await?;
+    let nvr = ctx.state.need_nvr("services")?;
+    match action.as_str() {
+        "enable" | "disable" => {
+            cfg.enabled = action == "enable";
+            cfg.updated_at = nvr.clocks().realtime();
+            ctx.state
+                .store()
+                .apply(vigil_core::Mutation::PutCamera(Box::new(cfg.clone())).into())
+                .await?;
+        }
+        _ if !cfg.enabled => {
+            return Err(ApiError::Status(
+                StatusCode::CONFLICT,
+                format!("{name} is disabled: enable it first"),
+            ));
+        }
+        _ => {}
+    }
+    nvr.put_camera(&cfg).await;
+    ok(
+        &json!({"name": name, "action": action, "status": if cfg.enabled { "running" } else { "disabled" }}),
+    )
+}
+
+async fn restart_all(ctx: Ctx) -> Reply {
+    let nvr = ctx.state.need_nvr("restarting the cameras")?;
+    let cams = ctx.state.store().cameras().await?;
+    for c in &cams {
+        nvr.put_camera(c).await;
+    }
+    ok(&json!({"message": format!("Restarted {} camera pipelines", cams.len())}))
+}
+
+async fn telemetry(ctx: Ctx) -> Reply {
+    let mut per = serde_json::Map::new();
+    for (c, s) in cameras(&ctx).await? {
+        per.insert(
+            c.id.to_string(),
+            json!({
+                "stream": s.as_ref().and_then(|s| s.stream.clone()),
+                "recorder": s.as_ref().and_then(|s| s.recorder.clone()),
+                "detect_stream": s.as_ref().and_then(|s| s.analysis.as_ref()).map(|a| a.0.clone()),
+                "analysis": s.as_ref().and_then(|s| s.analysis.as_ref()).map(|a| a.1.clone()),
+            }),
+        );
+    }
+    let detectors: serde_json::Map<String, Value> = ctx
+        .state
+        .detectors()
+        .map(|r| r.figures())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, (_, f))| (n, value_of(&f)))
+        .collect();
+    ok(
+        &json!({"cameras": per, "detectors": detectors, "timestamp": vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()).to_string()}),
+    )
 }
