@@ -512,7 +512,6 @@ async fn stats_status_storage_config_and_metrics() {
         assert_eq!(r.status().as_u16(), 200);
         let v = json(&format!("{base}/api/system/telemetry"));
         assert!(v["cameras"]["yard"].is_object());
-
     })
     .await
     .unwrap();
