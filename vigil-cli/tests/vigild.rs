@@ -1,62 +1,17 @@
 //! `vigild` as a user runs it: started on an empty data directory, it records its built-in
 //! demo camera; stopped with SIGTERM, it closes the open segment; restarted, it carries on.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command};
+mod common;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{http, start, start_with, stop};
 
 use vigil_core::testing::{all_recordings, check_recordings_consistent, free_port};
 use vigil_core::Store;
 use vigil_store::LmdbStore;
-
-/// Starts vigild and waits for it to answer; the caller stops (and waits for) it.
-fn start(data: &Path, port: u16) -> Child {
-    start_with(data, port, &[])
-}
-
-/// Starts vigild with more arguments.
-#[allow(clippy::zombie_processes)]
-fn start_with(data: &Path, port: u16, more: &[&str]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigild"))
-        .args(["--data-dir"])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(more)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return child;
-            }
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("vigild did not come up");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stop(mut child: Child) {
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let st = child.wait().unwrap();
-    assert!(st.success(), "vigild exited with {st}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vigild_records_its_demo_camera() {
@@ -99,28 +54,6 @@ async fn vigild_records_its_demo_camera() {
             .expect("a snapshot");
         assert!(data.join(snapshot).exists());
     }
-}
-
-fn http(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b)
-            .unwrap(),
-        ("DELETE", _) => agent.delete(url).call().unwrap(),
-        _ => agent.get(url).call().unwrap(),
-    };
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
 }
 
 #[test]
