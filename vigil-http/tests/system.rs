@@ -362,6 +362,74 @@ async fn event_thumbnails_snapshots_and_clips() {
         assert_eq!(get(&format!("{base}/clips/yard-1.mp4")).0, 404);
         assert_eq!(get(&format!("{base}/clips/other-{id}.mp4")).0, 404);
         assert_eq!(get(&format!("{base}/clips/nonsense")).0, 404);
+        // picam's snapshots: capture, list, read, delete; no path escapes snapshots/.
+        let mut r = agent()
+            .post(format!("{base}/snapshot"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let shot: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        let path = shot["path"].as_str().unwrap().to_owned();
+        assert!(path.starts_with(dir.to_str().unwrap()), "{path}");
+        let listed = json(&format!("{base}/snapshots"));
+        assert!(listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["path"] == path.as_str()));
+        assert!(listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["source"] != "event"));
+        let q = |p: &str| form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>();
+        let (st, img) = get(&format!("{base}/snapshot_image?path={}", q(&path)));
+        assert_eq!(st, 200);
+        assert_eq!(decode_jpeg(&img).unwrap().width, 320);
+        std::os::unix::fs::symlink(
+            "/etc/hostname",
+            dir.join("snapshots/yard/snapshot_evil.jpg"),
+        )
+        .unwrap();
+        for bad in [
+            "/etc/passwd".to_owned(),
+            "snapshots/../db/data.mdb".to_owned(),
+            format!("{}/db/data.mdb", dir.display()),
+            format!("snapshots/yard/{id}.jpg"),
+            "snapshots/yard/snapshot_evil.jpg".to_owned(),
+        ] {
+            assert_eq!(
+                get(&format!("{base}/snapshot_image?path={}", q(&bad))).0,
+                404,
+                "{bad}"
+            );
+        }
+        let delete = |p: &str| {
+            agent()
+                .post(format!("{base}/delete_snapshot"))
+                .header("content-type", "application/json")
+                .send(serde_json::json!({"snapshot_path": p}).to_string())
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(delete("../../etc/passwd"), 400);
+        assert_eq!(delete(&format!("snapshots/yard/{id}.jpg")), 400);
+        assert_eq!(delete("snapshots/yard/snapshot_evil.jpg"), 404);
+        assert!(std::path::Path::new("/etc/hostname").exists());
+        assert_eq!(delete(&path), 200);
+        assert_eq!(delete(&path), 404);
+        assert_eq!(
+            get(&format!("{base}/snapshot_image?path={}", q(&path))).0,
+            404
+        );
+        assert!(!json(&format!("{base}/snapshots"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["path"] == path.as_str()));
+
         // Nothing is left behind in the scratch directory.
         let left = std::fs::read_dir(dir.join("clips/.tmp")).unwrap().count();
         assert_eq!(left, 0);

@@ -241,6 +241,11 @@ impl Nvr {
         &self.data_dir
     }
 
+    /// The id generator every record of this system takes its id from.
+    pub fn ids(&self) -> &Arc<IdGenerator> {
+        &self.ids
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -8,6 +8,7 @@ mod events;
 pub(crate) mod live;
 mod media;
 mod recordings;
+mod snapshots;
 pub(crate) mod system;
 mod unsupported;
 
@@ -39,6 +40,7 @@ pub(crate) fn routes() -> Router {
     live::routes(&mut r);
     media::routes(&mut r);
     analytics::routes(&mut r);
+    snapshots::routes(&mut r);
     unsupported::routes(&mut r);
     docs::routes(&mut r);
     r
