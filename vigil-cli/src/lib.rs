@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 pub mod config;
 pub mod fetch;
+pub mod logs;
 
 /// Installs the tracing subscriber (`RUST_LOG` filters; `info` by default).
 pub fn init_logging() {

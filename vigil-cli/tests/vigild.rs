@@ -139,6 +139,24 @@ fn cameras_from_the_file_and_from_the_api_come_back_after_a_restart() {
         assert!(Instant::now() < end, "cameras not online: {v}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // vigild's own log is in the store, as the log endpoints show it.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = http(
+            "GET",
+            &format!("{base}/api/logs?component=vigild&search=serving"),
+            None,
+        );
+        if v["count"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(v["logs"][0]["level"], "INFO");
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "vigild's log is not in the store: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (st, _) = http("DELETE", &format!("{base}/api/cameras/porch"), None);
     assert_eq!(st, 204);
     stop(child);

@@ -80,6 +80,8 @@ struct Inner {
     mjpeg: Arc<api::live::MjpegHub>,
     detectors: Option<Arc<vigil_detect::DetectorRegistry>>,
     sampler: Arc<api::system::Sampler>,
+    /// Ids for records the server makes when no running system gives them.
+    ids: Arc<tokio::sync::OnceCell<Arc<vigil_core::IdGenerator>>>,
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -94,6 +96,7 @@ impl Inner {
             mjpeg: Arc::default(),
             detectors: None,
             sampler: Arc::default(),
+            ids: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
         }
     }
@@ -140,6 +143,23 @@ impl AppState {
     /// The detectors, when known.
     pub fn detectors(&self) -> Option<&Arc<vigil_detect::DetectorRegistry>> {
         self.inner.detectors.as_ref()
+    }
+
+    /// The id generator for records made here: the running system's, else one seeded from
+    /// the store.
+    pub(crate) async fn ids(&self) -> Result<Arc<vigil_core::IdGenerator>, ApiError> {
+        if let Some(n) = self.nvr() {
+            return Ok(n.ids().clone());
+        }
+        let ids = self
+            .inner
+            .ids
+            .get_or_try_init(|| async {
+                let max = self.inner.store.max_id().await?;
+                Ok::<_, vigil_core::Error>(Arc::new(vigil_core::IdGenerator::new(max)))
+            })
+            .await?;
+        Ok(ids.clone())
     }
 
     pub(crate) fn sampler(&self) -> &api::system::Sampler {

@@ -743,6 +743,12 @@ async fn no_query_string_makes_a_list_endpoint_fail() {
         "/api/analytics/risk-history",
         "/api/cameras",
         "/api/monitors",
+        "/api/logs",
+        "/api/logs/stats",
+        "/api/log/query",
+        "/logs/api",
+        "/logs/mediamtx",
+        "/snapshots",
     ];
     let names = [
         "camera",
@@ -873,5 +879,108 @@ async fn no_query_string_makes_a_list_endpoint_fail() {
             }
         }
     }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_of_the_three_documents() {
+    use vigil_core::{LogEntry, LogId, LogLevel};
+    let srv = Server::start().await;
+    let t0 = Timestamp::parse("2026-11-01T10:00:00Z").unwrap();
+    let entry = |i: u64, level: LogLevel, source: &str, camera: Option<&str>, msg: &str| {
+        Mutation::PutLog(Box::new(LogEntry {
+            id: LogId(i),
+            time: Timestamp(t0.0 + i as i64 * 1_000_000),
+            level,
+            source: source.into(),
+            camera: camera.map(|c| CameraId::new(c).unwrap()),
+            message: msg.into(),
+        }))
+    };
+    let b: Batch = [
+        entry(1, LogLevel::Info, "vigild", None, "vigild serving"),
+        entry(
+            2,
+            LogLevel::Warning,
+            "supervisor",
+            Some("front"),
+            "stream stalled",
+        ),
+        entry(
+            3,
+            LogLevel::Error,
+            "supervisor",
+            Some("front"),
+            "connection refused",
+        ),
+        entry(4, LogLevel::Error, "recorder", Some("back"), "disk full"),
+    ]
+    .into_iter()
+    .collect();
+    srv.store.apply(b).await.unwrap();
+    let r = srv
+        .call(
+            "POST",
+            "/api/logs/frontend",
+            Some(json!({"level": "warning", "message": "video element stalled", "component": "player"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = srv.get("/api/logs?level=error").await.json();
+    assert_eq!(v["count"], 2);
+    assert_eq!(v["logs"][0]["message"], "disk full");
+    let v = srv.get("/api/logs?component=frontend-player").await.json();
+    assert_eq!(v["logs"][0]["level"], "WARNING");
+    let v = srv.get("/api/logs/stats").await.json();
+    assert_eq!(v["total"], 5);
+    assert_eq!(v["errors"], 2);
+    assert_eq!(
+        srv.get("/api/logs/3").await.json()["message"],
+        "connection refused"
+    );
+    assert_error(&srv.get("/api/logs/99").await, 404, None, "unknown log");
+    // SentryShot: levels, monitors, time in µs (newest wanted), limit.
+    let before = t0.0 + 3_000_000;
+    let v = srv
+        .get(&format!(
+            "/api/log/query?levels=error,warning&monitors=front&time={before}&limit=5"
+        ))
+        .await
+        .json();
+    let msgs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap())
+        .collect();
+    assert_eq!(msgs, ["connection refused", "stream stalled"]);
+    assert_eq!(v[0]["monitorID"], "front");
+    assert_eq!(v[0]["time"], before);
+    // picam: limit, level in capitals, search.
+    let v = srv.get("/logs/api?limit=2&level=ERROR").await.json();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["level"], "ERROR");
+    let v = srv.get("/logs/api?search=refused").await.json();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let v = srv.get("/logs/mediamtx").await.json();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(srv.get("/logs/install").await.json(), json!([]));
+    for (path, loc) in [
+        ("/api/logs?level=loud", &["query", "level"][..]),
+        ("/api/log/query?levels=x", &["query", "levels"][..]),
+        ("/logs/api?limit=5000", &["query", "limit"][..]),
+    ] {
+        assert_error(&srv.get(path).await, 422, Some(loc), path);
+    }
+    let r = srv
+        .call(
+            "POST",
+            "/api/logs/frontend",
+            Some(json!({"level": "loud", "message": "x"})),
+            &[],
+        )
+        .await;
+    assert_error(&r, 422, Some(&["body", "level"]), "bad level");
     srv.stop().await;
 }

@@ -63,9 +63,9 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    vigil_cli::init_logging();
+    let logs = vigil_cli::logs::init_logging_captured();
     let args = Args::parse();
-    match run(args) {
+    match run(args, logs) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain of causes, so the reason is never hidden behind a summary.
@@ -75,7 +75,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
     let cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -124,6 +124,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .context("starting the cameras")?,
         );
+        let logs = Arc::new(logs);
+        {
+            let (logs, store, ids) = (logs.clone(), store.clone(), nvr.ids().clone());
+            tokio::spawn(async move { logs.run(store, ids).await });
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

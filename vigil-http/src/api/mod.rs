@@ -6,6 +6,7 @@ mod detections;
 mod docs;
 mod events;
 pub(crate) mod live;
+mod logs;
 mod media;
 mod recordings;
 mod snapshots;
@@ -41,6 +42,7 @@ pub(crate) fn routes() -> Router {
     media::routes(&mut r);
     analytics::routes(&mut r);
     snapshots::routes(&mut r);
+    logs::routes(&mut r);
     unsupported::routes(&mut r);
     docs::routes(&mut r);
     r
