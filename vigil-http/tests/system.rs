@@ -585,3 +585,113 @@ async fn stats_status_storage_config_and_metrics() {
     .unwrap();
     sys.stop().await;
 }
+
+fn send(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let a = agent();
+    let mut r = match (method, body) {
+        ("POST", Some(b)) => a
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b.to_string())
+            .unwrap(),
+        ("POST", None) => a.post(url).send_empty().unwrap(),
+        ("PUT", Some(b)) => a
+            .put(url)
+            .header("content-type", "application/json")
+            .send(b.to_string())
+            .unwrap(),
+        ("DELETE", _) => a.delete(url).call().unwrap(),
+        _ => a.get(url).call().unwrap(),
+    };
+    let st = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (
+        st,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_open_events_and_arming_suppresses_them() {
+    let sys = start().await;
+    let base = sys.base.clone();
+    tokio::task::spawn_blocking(move || {
+        let trigger_events = || {
+            json(&format!("{base}/api/events?label=trigger&limit=100"))["events"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(send("GET", &format!("{base}/sensor/status"), None).1["enabled"], false);
+        let (st, v) = send(
+            "POST",
+            &format!("{base}/sensor/configure"),
+            Some(serde_json::json!({"type": "mock", "hold_seconds": 1, "gpio": 22})),
+        );
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["gpio"], 22);
+        let (st, v) = send("POST", &format!("{base}/sensor/mock/trigger"), None);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["state"]["triggered"], true);
+        let s = send("GET", &format!("{base}/sensor/status"), None).1;
+        assert_eq!((s["triggered"].clone(), s["recording_from_sensor"].clone()), (true.into(), true.into()));
+        let ev = trigger_events();
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0]["camera"].clone(), ev[0]["sub_label"].clone()), ("yard".into(), "sensor".into()));
+        assert_eq!(ev[0]["in_progress"], true);
+        // Firing again while triggered changes nothing.
+        send("POST", &format!("{base}/sensor/mock/trigger"), None);
+        assert_eq!(trigger_events().len(), 1);
+        let (st, v) = send("POST", &format!("{base}/sensor/mock/release"), None);
+        assert_eq!(st, 200);
+        assert_eq!(v["state"]["triggered"], false);
+        assert_eq!(trigger_events()[0]["in_progress"], false);
+
+        // Disarmed: counted as suppressed, nothing opens.
+        assert_eq!(send("POST", &format!("{base}/api/disarm"), None).1["armed"], false);
+        let (_, v) = send("POST", &format!("{base}/sensor/mock/trigger"), None);
+        assert_eq!(v["state"]["suppressed"], true);
+        assert_eq!(send("GET", &format!("{base}/sensor/status"), None).1["suppressed"], true);
+        send("POST", &format!("{base}/sensor/mock/release"), None);
+        assert_eq!(trigger_events().len(), 1);
+        let (st, v) = send("PUT", &format!("{base}/api/arming"), Some(serde_json::json!({"armed": true})));
+        assert_eq!((st, v["armed"].clone()), (200, true.into()));
+
+        // A general trigger, fired through its webhook, on named cameras.
+        let (st, t) = send(
+            "POST",
+            &format!("{base}/api/triggers"),
+            Some(serde_json::json!({"name": "door", "kind": "http", "type": "reed_switch", "cameras": ["yard"]})),
+        );
+        assert_eq!(st, 201, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        let (st, _) = send("POST", &format!("{base}{}", t["webhook"].as_str().unwrap()), None);
+        assert_eq!(st, 200);
+        assert_eq!(trigger_events().len(), 2);
+        assert_eq!(send("POST", &format!("{base}/api/triggers/{id}/release"), None).0, 200);
+        assert_eq!(send("POST", &format!("{base}/api/triggers/{id}/disable"), None).0, 200);
+        assert_eq!(send("POST", &format!("{base}/api/triggers/{id}/trigger"), None).0, 412);
+        // The mock endpoints only drive the mock.
+        send("POST", &format!("{base}/sensor/configure"), Some(serde_json::json!({"type": "pir"})));
+        assert_eq!(send("POST", &format!("{base}/sensor/mock/trigger"), None).0, 409);
+        let v = json(&format!("{base}/api/triggers"));
+        assert_eq!(v["count"], 2);
+        for (body, field) in [
+            (serde_json::json!({"name": "x", "kind": "laser"}), "kind"),
+            (serde_json::json!({"name": "x", "kind": "mqtt"}), "topic"),
+            (serde_json::json!({"name": "x", "gpio": 40}), "gpio"),
+            (serde_json::json!({"name": "x", "cameras": ["a/b"]}), "cameras"),
+            (serde_json::json!({"kind": "mock"}), "name"),
+        ] {
+            let (st, v) = send("POST", &format!("{base}/api/triggers"), Some(body.clone()));
+            assert_eq!(st, 422, "{body}: {v}");
+            assert_eq!(v["detail"][0]["loc"][1], field, "{v}");
+        }
+        assert_eq!(send("POST", &format!("{base}/api/triggers"), Some(serde_json::json!({"name": "door"}))).0, 409);
+        assert_eq!(send("DELETE", &format!("{base}/api/triggers/{id}"), None).0, 204);
+        assert_eq!(send("GET", &format!("{base}/api/triggers/{id}"), None).0, 404);
+    })
+    .await
+    .unwrap();
+    sys.stop().await;
+}

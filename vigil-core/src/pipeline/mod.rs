@@ -9,6 +9,7 @@ pub mod nvr;
 pub mod recorder;
 pub mod retention;
 pub mod supervisor;
+pub mod triggers;
 
 pub use analysis::{
     AnalysisContext, AnalysisInput, AnalysisStats, AnalyzerFactory, FrameAnalyzer, MAX_LAG,
@@ -22,3 +23,4 @@ pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};
 pub use supervisor::{
     supervise, Backoff, SharedCounters, StreamCounters, StreamEvent, StreamStats, SupervisorOptions,
 };
+pub use triggers::{TriggerState, Triggers};

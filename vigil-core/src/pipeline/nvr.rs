@@ -10,11 +10,13 @@ use tokio::sync::Mutex;
 use super::analysis::{AnalysisContext, AnalysisStats, AnalyzerFactory};
 use super::camera_task::{CameraTask, CameraTaskOptions};
 use super::live::LiveHub;
+use super::recorder::RecorderInput;
 use super::recorder::{reconcile, RecorderStats};
 use super::retention::{DiskBudget, Retention};
 use super::supervisor::{StreamStats, SupervisorOptions};
+use super::triggers::{TriggerState, Triggers, RENEW};
 use crate::error::Result;
-use crate::id::{CameraId, IdGenerator};
+use crate::id::{CameraId, EventId, IdGenerator};
 use crate::media::Camera;
 use crate::model::CameraConfig;
 use crate::store::Store;
@@ -78,6 +80,42 @@ impl Default for NvrOptions {
     }
 }
 
+/// The event a trigger opens on a camera: label `trigger`, the trigger's name as sub-label.
+fn trigger_event(
+    id: EventId,
+    t: &crate::model::Trigger,
+    cfg: &CameraConfig,
+    now: crate::time::Timestamp,
+) -> crate::model::Event {
+    crate::model::Event {
+        id,
+        camera: cfg.id.clone(),
+        label: "trigger".to_owned(),
+        sub_label: Some(t.name.clone()),
+        score: 1.0,
+        top_score: 1.0,
+        start_time: now,
+        end_time: None,
+        zones: Vec::new(),
+        tracker_id: None,
+        bbox: crate::model::BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 1.0,
+            y2: 1.0,
+        },
+        has_clip: cfg.record.enabled && cfg.record.mode != crate::model::RecordMode::Off,
+        has_snapshot: false,
+        retain: false,
+        review: crate::model::ReviewStatus::Unreviewed,
+        notes: None,
+        risk_score: None,
+        best: None,
+        stationary: false,
+        detection_count: 0,
+    }
+}
+
 /// Every camera at work, and retention. Start it once per data directory.
 pub struct Nvr {
     retention: Arc<Retention>,
@@ -91,6 +129,7 @@ pub struct Nvr {
     cameras: Mutex<BTreeMap<CameraId, Entry>>,
     analyzers: Option<AnalyzerFactory>,
     live: Arc<LiveHub>,
+    triggers: Arc<Triggers>,
 }
 
 impl Nvr {
@@ -138,6 +177,7 @@ impl Nvr {
             cameras: Mutex::new(BTreeMap::new()),
             analyzers: opts.analyzers,
             live: Arc::new(LiveHub::new()),
+            triggers: Arc::new(Triggers::default()),
         };
         for cfg in store.cameras().await? {
             nvr.put_camera(&cfg).await;
@@ -234,6 +274,122 @@ impl Nvr {
     /// Every camera's live view: the newest analysed picture and what was found in it.
     pub fn live(&self) -> &Arc<LiveHub> {
         &self.live
+    }
+
+    /// Tells a camera's recorder to keep recording until `until` (plus its post-capture):
+    /// what events do in event mode. False when the camera is not running.
+    pub async fn keep_recording(&self, id: &CameraId, until: crate::time::Timestamp) -> bool {
+        let cams = self.cameras.lock().await;
+        match cams.get(id).and_then(|e| e.task.as_ref()) {
+            Some(t) => t
+                .recorder_input()
+                .try_send(RecorderInput::KeepUntil(until))
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Trigger states and arming.
+    pub fn triggers(&self) -> &Arc<Triggers> {
+        &self.triggers
+    }
+
+    /// `trigger` fires: while armed, an event opens on each of its cameras (all cameras when
+    /// it names none) and they record until it is released; while disarmed it is only
+    /// counted as suppressed. Firing a triggered trigger again changes nothing.
+    pub async fn fire_trigger(
+        self: &Arc<Self>,
+        trigger: &crate::model::Trigger,
+    ) -> Result<TriggerState> {
+        if !trigger.enabled {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::FailedPrecondition,
+                format!("trigger {:?} is disabled", trigger.name),
+            ));
+        }
+        let now = self.clocks.realtime();
+        let armed = self.triggers.armed();
+        let already = self.triggers.update(trigger.id, |s| {
+            if s.triggered {
+                return true;
+            }
+            s.triggered = true;
+            s.suppressed = !armed;
+            s.last_triggered = Some(now);
+            s.count += 1;
+            false
+        });
+        if already || !armed {
+            return Ok(self.triggers.state(trigger.id));
+        }
+        let cameras = self.trigger_cameras(trigger).await?;
+        let mut batch = crate::store::Batch::new();
+        let mut events = Vec::new();
+        for cfg in &cameras {
+            let id = EventId(self.ids.next(now));
+            events.push(id);
+            batch.push(crate::store::Mutation::PutEvent(Box::new(trigger_event(
+                id, trigger, cfg, now,
+            ))));
+        }
+        self.store.apply(batch).await?;
+        self.triggers.update(trigger.id, |s| s.events = events);
+        // Keep the cameras recording, renewed while the trigger holds.
+        let ids: Vec<CameraId> = cameras.iter().map(|c| c.id.clone()).collect();
+        let me = self.clone();
+        let renew = tokio::spawn(async move {
+            loop {
+                let until = me.clocks.realtime().saturating_add(RENEW * 3);
+                for id in &ids {
+                    me.keep_recording(id, until).await;
+                }
+                tokio::time::sleep(RENEW).await;
+            }
+        });
+        self.triggers.set_keepalive(trigger.id, Some(renew));
+        Ok(self.triggers.state(trigger.id))
+    }
+
+    /// `trigger` is released: its cameras record `hold_s` more, its events end now.
+    pub async fn release_trigger(&self, trigger: &crate::model::Trigger) -> Result<TriggerState> {
+        let now = self.clocks.realtime();
+        let hold = now.saturating_add(std::time::Duration::from_secs(u64::from(trigger.hold_s)));
+        let (was, events) = self.triggers.update(trigger.id, |s| {
+            let was = s.triggered && !s.suppressed;
+            s.triggered = false;
+            s.last_released = Some(now);
+            if was {
+                s.hold_until = Some(hold);
+            }
+            (was, std::mem::take(&mut s.events))
+        });
+        self.triggers.set_keepalive(trigger.id, None);
+        if was {
+            for cfg in self.trigger_cameras(trigger).await? {
+                self.keep_recording(&cfg.id, hold).await;
+            }
+            let mut batch = crate::store::Batch::new();
+            for id in events {
+                if let Some(mut e) = self.store.event(id).await? {
+                    e.end_time = Some(now.max(e.start_time));
+                    batch.push(crate::store::Mutation::PutEvent(Box::new(e)));
+                }
+            }
+            if !batch.is_empty() {
+                self.store.apply(batch).await?;
+            }
+        }
+        Ok(self.triggers.state(trigger.id))
+    }
+
+    async fn trigger_cameras(&self, t: &crate::model::Trigger) -> Result<Vec<CameraConfig>> {
+        Ok(self
+            .store
+            .cameras()
+            .await?
+            .into_iter()
+            .filter(|c| c.enabled && (t.cameras.is_empty() || t.cameras.contains(&c.id)))
+            .collect())
     }
 
     /// The data directory (recordings, snapshots, clips).

@@ -11,6 +11,7 @@ mod media;
 mod recordings;
 mod snapshots;
 pub(crate) mod system;
+mod triggers;
 mod unsupported;
 
 use std::str::FromStr;
@@ -43,6 +44,7 @@ pub(crate) fn routes() -> Router {
     analytics::routes(&mut r);
     snapshots::routes(&mut r);
     logs::routes(&mut r);
+    triggers::routes(&mut r);
     unsupported::routes(&mut r);
     docs::routes(&mut r);
     r
