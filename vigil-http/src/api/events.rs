@@ -263,7 +263,7 @@ async fn search(ctx: Ctx) -> Reply {
         ));
     };
     let page = ctx.state.store().events(&q).await?;
-    let mut v = envelope("results", &page, &q.page, |e| WireEvent::from(e));
+    let mut v = super::value_of(&envelope("results", &page, &q.page, |e| WireEvent::from(e)));
     v["query"] = serde_json::json!(text);
     v["total_count"] = serde_json::json!(page.total);
     ok(&v)

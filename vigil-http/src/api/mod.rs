@@ -157,25 +157,56 @@ pub(crate) fn sort_by(name: &str, v: &str) -> Result<vigil_core::SortBy, ApiErro
 
 /// A page's JSON envelope (HSI's): the items under `key`, `count` and `total` (all matches),
 /// `limit`, `offset`, `next_cursor`, `has_more`, and the deprecation warning when `offset` was
-/// used without a cursor.
-pub(crate) fn envelope<T, W: serde::Serialize>(
-    key: &str,
-    page: &vigil_core::Page<T>,
-    req: &vigil_core::PageRequest,
-    wire: impl Fn(&T) -> W,
-) -> serde_json::Value {
-    let items: Vec<W> = page.items.iter().map(wire).collect();
-    let mut m = serde_json::Map::new();
-    m.insert(key.to_owned(), serde_json::json!(items));
-    m.insert("count".into(), serde_json::json!(page.total));
-    m.insert("total".into(), serde_json::json!(page.total));
-    m.insert("limit".into(), serde_json::json!(req.limit));
-    m.insert("offset".into(), serde_json::json!(req.offset));
-    m.insert("next_cursor".into(), serde_json::json!(page.next_cursor));
-    m.insert("has_more".into(), serde_json::json!(page.has_more));
-    let warning = (req.offset > 0 && req.cursor.is_none()).then_some(
-        "Offset pagination is deprecated: pass the next_cursor of the previous page as cursor.",
-    );
-    m.insert("deprecation_warning".into(), serde_json::json!(warning));
-    serde_json::Value::Object(m)
+/// used without a cursor. Serialised straight from the items (no intermediate JSON tree: the
+/// list endpoints are the hot path).
+pub(crate) struct Envelope<'a, T, F> {
+    key: &'a str,
+    page: &'a vigil_core::Page<T>,
+    req: &'a vigil_core::PageRequest,
+    wire: F,
+}
+
+impl<T, W: serde::Serialize, F: Fn(&T) -> W> serde::Serialize for Envelope<'_, T, F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Items<'a, T, F>(&'a [T], &'a F);
+        impl<T, W: serde::Serialize, F: Fn(&T) -> W> serde::Serialize for Items<'_, T, F> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for item in self.0 {
+                    seq.serialize_element(&(self.1)(item))?;
+                }
+                seq.end()
+            }
+        }
+        let (page, req) = (self.page, self.req);
+        let warning = (req.offset > 0 && req.cursor.is_none()).then_some(
+            "Offset pagination is deprecated: pass the next_cursor of the previous page as cursor.",
+        );
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry(self.key, &Items(&page.items, &self.wire))?;
+        m.serialize_entry("count", &page.total)?;
+        m.serialize_entry("total", &page.total)?;
+        m.serialize_entry("limit", &req.limit)?;
+        m.serialize_entry("offset", &req.offset)?;
+        m.serialize_entry("next_cursor", &page.next_cursor)?;
+        m.serialize_entry("has_more", &page.has_more)?;
+        m.serialize_entry("deprecation_warning", &warning)?;
+        m.end()
+    }
+}
+
+/// The envelope of `page` (see [`Envelope`]).
+pub(crate) fn envelope<'a, T, W: serde::Serialize, F: Fn(&T) -> W>(
+    key: &'a str,
+    page: &'a vigil_core::Page<T>,
+    req: &'a vigil_core::PageRequest,
+    wire: F,
+) -> Envelope<'a, T, F> {
+    Envelope {
+        key,
+        page,
+        req,
+        wire,
+    }
 }
