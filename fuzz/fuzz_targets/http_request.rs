@@ -1,5 +1,7 @@
 //! Any request line against a real store: the API answers every one without panicking, and a
-//! bad request is a 4xx with `{"detail": ...}`, never a 5xx.
+//! bad request is a 4xx with `{"detail": ...}`, never a 5xx. The two 5xx a well-formed request
+//! may get from a server holding only a store are allowed: 503 (what needs running cameras)
+//! and 501 (what needs hardware or a language model).
 #![no_main]
 
 use http_body_util::BodyExt;
@@ -34,8 +36,13 @@ fuzz_target!(|data: &[u8]| {
     let state = AppState::new(w.store.clone());
     let resp = w.rt.block_on(respond(&state, req));
     let status = resp.status();
-    assert!(!status.is_server_error(), "{target:?} -> {status}");
-    if status.is_client_error() {
+    let allowed = status == hyper::StatusCode::SERVICE_UNAVAILABLE
+        || status == hyper::StatusCode::NOT_IMPLEMENTED;
+    assert!(
+        !status.is_server_error() || allowed,
+        "{target:?} -> {status}"
+    );
+    if status.is_client_error() || status.is_server_error() {
         let body =
             w.rt.block_on(resp.into_body().collect())
                 .expect("body")
