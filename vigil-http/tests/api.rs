@@ -645,6 +645,49 @@ async fn recordings_detections_and_byte_ranges() {
     // The second recording's file is missing: 404, not 500.
     assert_error(&srv.get("/api/recordings/43/file").await, 404, None, "gone");
 
+    // picam: a recording's thumbnail by its file path, its sprite (none made), the new count.
+    let thumb_rel = "recordings/front/2025-10-12/19/42.thumb.jpg";
+    std::fs::write(srv.dir.path().join(thumb_rel), b"\xff\xd8thumb").unwrap();
+    let mut r42 = srv.store.recording(RecordingId(42)).await.unwrap().unwrap();
+    r42.thumbnail_path = Some(thumb_rel.into());
+    srv.store
+        .apply(Mutation::PutRecording(Box::new(r42)).into())
+        .await
+        .unwrap();
+    let abs = srv.dir.path().join(rel);
+    let q: String = form_urlencoded::byte_serialize(abs.to_str().unwrap().as_bytes()).collect();
+    let r = srv.get(&format!("/thumbnail?video_path={q}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"\xff\xd8thumb");
+    assert_eq!(
+        srv.get(&format!("/thumbnail?video_path={rel}"))
+            .await
+            .status,
+        200
+    );
+    assert_error(
+        &srv.get(&format!("/sprite?video_path={q}")).await,
+        404,
+        None,
+        "no sprite",
+    );
+    assert_error(
+        &srv.get("/thumbnail?video_path=/etc/passwd").await,
+        404,
+        None,
+        "not a recording",
+    );
+    let v = srv
+        .get("/archive/new_count?since=2025-10-12T19:06:00Z")
+        .await
+        .json();
+    assert_eq!(v["count"], 1, "{v}");
+    assert_eq!(srv.get("/archive/new_count").await.json()["count"], 0);
+    assert_eq!(
+        srv.get("/archive/new_count?since=soon").await.json()["count"],
+        0
+    );
+
     let v = srv.get("/api/detections?object_type=person").await.json();
     assert_eq!(v["count"], 1);
     assert_eq!(v["detections"][0]["tracker_id"], 42);

@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router {
     events::routes(&mut r);
     detections::routes(&mut r);
     recordings::routes(&mut r);
+    recordings::picam_routes(&mut r);
     live::routes(&mut r);
     media::routes(&mut r);
     analytics::routes(&mut r);

@@ -322,3 +322,122 @@ async fn thumbnail(ctx: Ctx) -> Reply {
         ))),
     }
 }
+
+/// picam's routes that name a recording by its file path (absolute, or relative to the media
+/// directory): its thumbnail and its hover-scrub sprite sheet.
+pub(super) fn picam_routes(r: &mut Router) {
+    r.add(
+        GET,
+        "/thumbnail",
+        "recordings",
+        "A recording's thumbnail, by ?video_path= (picam)",
+        picam_thumbnail,
+    );
+    r.add(
+        GET,
+        "/sprite",
+        "recordings",
+        "A recording's sprite sheet, by ?video_path= (picam)",
+        picam_sprite,
+    );
+    r.add(
+        GET,
+        "/archive/new_count",
+        "recordings",
+        "Recordings and snapshots made after ?since= (picam)",
+        new_count,
+    );
+}
+
+async fn by_video_path(ctx: &Ctx) -> Result<Recording, ApiError> {
+    let Some(given) = ctx.query_value("video_path") else {
+        return Err(ApiError::field(
+            vec!["query".into(), "video_path".into()],
+            "field required",
+            "missing",
+        ));
+    };
+    let rel = match (ctx.state.data_dir(), std::path::Path::new(&given)) {
+        (Some(d), p) if p.is_absolute() => p
+            .strip_prefix(d)
+            .ok()
+            .and_then(|r| r.to_str())
+            .map(str::to_owned),
+        (_, p) => p.to_str().map(str::to_owned),
+    };
+    let found = match rel {
+        Some(rel) => ctx.state.store().recording_by_path(&rel).await?,
+        None => None,
+    };
+    found.ok_or_else(|| ApiError::not_found(format!("no recording {given:?}")))
+}
+
+async fn cached(ctx: &Ctx, rel: &str) -> Reply {
+    let mut r = serve_known(ctx, rel).await?;
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("max-age=86400"),
+    );
+    Ok(r)
+}
+
+async fn picam_thumbnail(ctx: Ctx) -> Reply {
+    let r = by_video_path(&ctx).await?;
+    match &r.thumbnail_path {
+        Some(p) => cached(&ctx, p).await,
+        None => Err(ApiError::not_found(format!(
+            "recording {} has no thumbnail",
+            r.id
+        ))),
+    }
+}
+
+async fn picam_sprite(ctx: Ctx) -> Reply {
+    let r = by_video_path(&ctx).await?;
+    match &r.sprite_path {
+        Some(p) => cached(&ctx, p).await,
+        None => Err(ApiError::not_found(format!(
+            "recording {} has no sprite sheet",
+            r.id
+        ))),
+    }
+}
+
+/// picam: 0 when `since` is missing or not a time (not an error).
+async fn new_count(ctx: Ctx) -> Reply {
+    let Some(since) = ctx
+        .query_value("since")
+        .and_then(|s| vigil_core::Timestamp::parse(&s).ok())
+    else {
+        return ok(&serde_json::json!({"count": 0}));
+    };
+    let after = vigil_core::Timestamp(since.0.saturating_add(1));
+    let mut q = Query::new(RecordingFilter::default());
+    q.filter.time.after = Some(after);
+    q.page = PageRequest {
+        limit: 1,
+        with_total: true,
+        ..PageRequest::default()
+    };
+    let recordings = ctx.state.store().recordings(&q).await?.total.unwrap_or(0);
+    let mut sq = Query::new(vigil_core::SnapshotFilter::default());
+    sq.filter.time.after = Some(after);
+    sq.page = q.page.clone();
+    let snapshots = ctx.state.store().snapshots(&sq).await?.total.unwrap_or(0);
+    let mut tq = Query::new(vigil_core::TimelapseFilter::default());
+    tq.filter.time.after = Some(after);
+    tq.page = q.page.clone();
+    let timelapse = ctx
+        .state
+        .store()
+        .timelapse_frames(&tq)
+        .await?
+        .total
+        .unwrap_or(0);
+    ok(&serde_json::json!({
+        "count": recordings + snapshots + timelapse,
+        "recordings": recordings,
+        "snapshots": snapshots,
+        "timelapse": timelapse,
+    }))
+}
