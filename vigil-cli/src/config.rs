@@ -196,19 +196,11 @@ impl Config {
                 }
             }
             spec.to_config(cid, vigil_core::Timestamp(0)).map_err(|e| {
-                let msg = e.message().to_owned();
-                let field = ["detect_url", "url"]
-                    .into_iter()
-                    .find(|f| msg.starts_with(&format!("{f}: ")))
-                    .map(str::to_owned)
-                    .or_else(|| msg.contains("zone").then(|| "zones".to_owned()))
-                    .or_else(|| msg.contains("detect fps").then(|| "detect.fps".to_owned()))
-                    .or_else(|| msg.contains("timelapse").then(|| "timelapse".to_owned()));
-                let k = match field {
+                let k = match vigil_core::config::field_of(&e) {
                     Some(f) => format!("{key}.{f}"),
                     None => key.clone(),
                 };
-                err(line_of_key(text, &k), &k, msg)
+                err(line_of_key(text, &k), &k, e.message().to_owned())
             })?;
         }
         if let Some(p) = cfg.storage.max_percent {

@@ -80,6 +80,30 @@ fn field(name: &str, e: Error) -> Error {
     Error::new(e.kind(), format!("{name}: {}", e.message()))
 }
 
+/// The field of a camera spec an error of [`CameraSpec::to_config`] or
+/// [`CameraSpec::apply_to`] is about, as a dotted path (`url`, `zones`, `detect.fps`), when
+/// its message names one: what the API's 422 locations and the configuration file's error
+/// keys say.
+pub fn field_of(e: &Error) -> Option<&'static str> {
+    let msg = e.message();
+    // The spec's own errors start with their field; the camera's checks name it.
+    if let Some(f) = ["detect_url", "url"]
+        .into_iter()
+        .find(|f| msg.strip_prefix(f).is_some_and(|r| r.starts_with(": ")))
+    {
+        return Some(f);
+    }
+    if msg.contains("zone") || msg.contains("polygon") {
+        Some("zones")
+    } else if msg.contains("detect fps") {
+        Some("detect.fps")
+    } else if msg.contains("timelapse") {
+        Some("timelapse")
+    } else {
+        None
+    }
+}
+
 /// Parses a source URL (`rtsp://`, `rtsps://`, `file:PATH`, `synthetic:[WxH[@FPS]]`).
 pub fn parse_source(
     url: &str,

@@ -186,6 +186,24 @@ impl AppState {
         }
     }
 
+    /// The time now: the running system's clock, the wall clock without one.
+    pub fn now(&self) -> vigil_core::Timestamp {
+        match self.nvr() {
+            Some(n) => n.clocks().realtime(),
+            None => vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()),
+        }
+    }
+
+    /// Where media files live, or 503 when this server serves none.
+    pub(crate) fn need_data_dir(&self) -> Result<&std::path::Path, ApiError> {
+        self.data_dir().ok_or_else(|| {
+            ApiError::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server has no media directory".into(),
+            )
+        })
+    }
+
     /// Where media files live, when known.
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         self.inner.data_dir.as_deref()

@@ -402,11 +402,6 @@ impl Nvr {
         &self.ids
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// The clocks.
     pub fn clocks(&self) -> &Arc<dyn Clocks> {
         &self.clocks

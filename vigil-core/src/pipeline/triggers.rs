@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -108,6 +108,3 @@ impl Triggers {
             .remove(&id);
     }
 }
-
-/// Shared trigger state.
-pub type SharedTriggers = Arc<Triggers>;

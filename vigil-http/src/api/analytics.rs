@@ -225,7 +225,7 @@ async fn event_enrichments(ctx: Ctx) -> Reply {
 fn range_of(ctx: &Ctx) -> Result<(SummaryFilter, jiff::tz::TimeZone), ApiError> {
     let mut f = SummaryFilter::default();
     let mut tz = jiff::tz::TimeZone::UTC;
-    let now = vigil_core::Clocks::realtime(&vigil_core::RealClocks::default());
+    let now = ctx.state.now();
     let mut days = 7u64;
     for (k, v) in ctx.query_pairs() {
         let k = k.as_str();
@@ -303,7 +303,7 @@ async fn object_distribution(ctx: Ctx) -> Reply {
 
 async fn camera_uptime(ctx: Ctx) -> Reply {
     let (f, tz) = range_of(&ctx)?;
-    let now = vigil_core::Clocks::realtime(&vigil_core::RealClocks::default());
+    let now = ctx.state.now();
     let start = f.time.after.unwrap_or(now);
     let end = f.time.before.unwrap_or(now).min(now);
     let span = end.0.saturating_sub(start.0).max(1);

@@ -213,7 +213,8 @@ pub(crate) fn wire_camera(cfg: &CameraConfig, status: Option<&CameraStatus>) -> 
     v
 }
 
-async fn statuses(ctx: &Ctx) -> BTreeMap<CameraId, CameraStatus> {
+/// Every running camera's status, by id (none without a running system).
+pub(crate) async fn statuses(ctx: &Ctx) -> BTreeMap<CameraId, CameraStatus> {
     match ctx.state.nvr() {
         Some(n) => n
             .status()
@@ -252,13 +253,6 @@ async fn save(ctx: &Ctx, cfg: &CameraConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn now(ctx: &Ctx) -> vigil_core::Timestamp {
-    match ctx.state.nvr() {
-        Some(n) => n.clocks().realtime(),
-        None => vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()),
-    }
-}
-
 async fn one(ctx: &Ctx, cfg: &CameraConfig) -> Value {
     let st = statuses(ctx).await;
     wire_camera(cfg, st.get(&cfg.id))
@@ -277,22 +271,10 @@ fn spec_of(ctx: &Ctx) -> Result<CameraSpec, ApiError> {
 }
 
 fn invalid(e: vigil_core::Error) -> ApiError {
-    let msg = e.message().to_owned();
-    // The spec's errors start with the field they are about; the camera's own checks name it.
-    for f in ["detect_url", "url"] {
-        if msg.starts_with(&format!("{f}: ")) {
-            return ApiError::body(&[f], msg);
-        }
-    }
-    if msg.contains("zone") || msg.contains("polygon") {
-        ApiError::body(&["zones"], msg)
-    } else if msg.contains("detect fps") {
-        ApiError::body(&["detect", "fps"], msg)
-    } else if msg.contains("timelapse") {
-        ApiError::body(&["timelapse"], msg)
-    } else {
-        ApiError::body(&[], msg)
-    }
+    let path: Vec<&str> = vigil_core::config::field_of(&e)
+        .map(|f| f.split('.').collect())
+        .unwrap_or_default();
+    ApiError::body(&path, e.message())
 }
 
 async fn create_camera(ctx: Ctx) -> Reply {
@@ -313,7 +295,7 @@ async fn create_camera(ctx: Ctx) -> Reply {
             format!("camera {id} already exists"),
         ));
     }
-    let cfg = spec.to_config(id, now(&ctx)).map_err(invalid)?;
+    let cfg = spec.to_config(id, ctx.state.now()).map_err(invalid)?;
     save(&ctx, &cfg).await?;
     Ok(json(StatusCode::CREATED, &one(&ctx, &cfg).await))
 }
@@ -382,7 +364,7 @@ async fn patch_camera(ctx: Ctx) -> Reply {
     merge_patch(&mut merged, &patch);
     let mut spec: CameraSpec = from_value(merged)?;
     unmask(&mut spec, &old);
-    spec.apply_to(&mut cfg, now(&ctx)).map_err(invalid)?;
+    spec.apply_to(&mut cfg, ctx.state.now()).map_err(invalid)?;
     save(&ctx, &cfg).await?;
     ok(&one(&ctx, &cfg).await)
 }
@@ -403,7 +385,7 @@ async fn put_camera(ctx: Ctx) -> Reply {
     if let Some(old) = &existing {
         unmask(&mut spec, &CameraSpec::of(old));
     }
-    let t = now(&ctx);
+    let t = ctx.state.now();
     let mut cfg = spec.to_config(id, t).map_err(invalid)?;
     let created = existing.is_none();
     if let Some(old) = existing {
@@ -484,7 +466,7 @@ async fn create_zone(ctx: Ctx) -> Reply {
         ));
     }
     cfg.zones.push(z.clone());
-    cfg.updated_at = now(&ctx);
+    cfg.updated_at = ctx.state.now();
     cfg.validate().map_err(invalid)?;
     save(&ctx, &cfg).await?;
     Ok(json(StatusCode::CREATED, &wire_zone(&cfg.id, &z)))
@@ -508,7 +490,7 @@ async fn put_zone(ctx: Ctx) -> Reply {
     let i = zone_index(&cfg, ctx.param("zone"))?;
     let z = zone_of(&ctx)?;
     cfg.zones[i] = z.clone();
-    cfg.updated_at = now(&ctx);
+    cfg.updated_at = ctx.state.now();
     cfg.validate().map_err(invalid)?;
     save(&ctx, &cfg).await?;
     ok(&wire_zone(&cfg.id, &z))
@@ -518,7 +500,7 @@ async fn delete_zone(ctx: Ctx) -> Reply {
     let mut cfg = camera_of(&ctx).await?;
     let i = zone_index(&cfg, ctx.param("zone"))?;
     cfg.zones.remove(i);
-    cfg.updated_at = now(&ctx);
+    cfg.updated_at = ctx.state.now();
     save(&ctx, &cfg).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -555,7 +537,7 @@ async fn put_monitor(ctx: Ctx) -> Reply {
         .id()
         .map_err(|e| ApiError::body(&["id"], e.message()))?;
     let existing = ctx.state.store().camera(&id).await?;
-    let t = now(&ctx);
+    let t = ctx.state.now();
     let cfg = match existing {
         Some(mut old) => {
             let mut spec = spec;
@@ -604,7 +586,7 @@ async fn toggle_detector(ctx: Ctx) -> Reply {
             ))
         }
     }
-    cfg.updated_at = now(&ctx);
+    cfg.updated_at = ctx.state.now();
     save(&ctx, &cfg).await?;
     ok(&one(&ctx, &cfg).await)
 }

@@ -52,7 +52,7 @@ pub(super) fn routes(r: &mut Router) {
         "/api/cameras/{camera}/snapshot",
         "live",
         "The newest picture of a camera (HSI)",
-        latest_of_camera,
+        latest,
     );
     r.add(
         GET,
@@ -258,11 +258,6 @@ async fn latest_picture(ctx: &Ctx, cfg: CameraConfig) -> Reply {
 }
 
 async fn latest(ctx: Ctx) -> Reply {
-    let cfg = camera_of(&ctx).await?;
-    latest_picture(&ctx, cfg).await
-}
-
-async fn latest_of_camera(ctx: Ctx) -> Reply {
     let cfg = camera_of(&ctx).await?;
     latest_picture(&ctx, cfg).await
 }

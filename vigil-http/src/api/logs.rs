@@ -187,7 +187,7 @@ async fn frontend(ctx: Ctx) -> Reply {
     if let Some(x) = &b.extra {
         message.push_str(&format!(" extra={x}"));
     }
-    let now = vigil_core::Clocks::realtime(&vigil_core::RealClocks::default());
+    let now = ctx.state.now();
     let id = LogId(ctx.state.ids().await?.next(now));
     let source = match b.component.as_deref() {
         Some(c) if !c.is_empty() => format!("frontend-{c}"),

@@ -91,15 +91,6 @@ pub(super) fn routes(r: &mut Router) {
     );
 }
 
-fn media_dir(ctx: &Ctx) -> Result<&Path, ApiError> {
-    ctx.state.data_dir().ok_or_else(|| {
-        ApiError::Status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no media directory".into(),
-        )
-    })
-}
-
 fn jpeg(data: Vec<u8>) -> Reply {
     Ok(bytes(StatusCode::OK, "image/jpeg", data))
 }
@@ -169,7 +160,7 @@ fn android(jpeg_in: &[u8]) -> vigil_core::Result<Vec<u8>> {
 }
 
 async fn thumbnail_of(ctx: &Ctx, e: &Event) -> Reply {
-    let dir = media_dir(ctx)?;
+    let dir = ctx.state.need_data_dir()?;
     let Some(p) = e.best.as_ref().and_then(|b| b.thumbnail_path.clone()) else {
         return Err(ApiError::not_found(format!(
             "event {} has no thumbnail yet",
@@ -192,7 +183,7 @@ async fn event_thumbnail(ctx: Ctx) -> Reply {
 }
 
 async fn snapshot_of(ctx: &Ctx, e: Event, base: SnapshotStyle) -> Reply {
-    let dir = media_dir(ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let style = snapshot_style(ctx, base)?;
     jpeg(blocking(move || render_event_snapshot(&dir, &e, &style)).await?)
 }
@@ -205,13 +196,6 @@ async fn event_snapshot(ctx: Ctx) -> Reply {
         ..SnapshotStyle::default()
     };
     snapshot_of(&ctx, e, base).await
-}
-
-fn now(ctx: &Ctx) -> Timestamp {
-    match ctx.state.nvr() {
-        Some(n) => n.clocks().realtime(),
-        None => vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()),
-    }
 }
 
 /// A file for one request's clip: created in the media directory's `clips/.tmp`, unlinked at
@@ -239,13 +223,13 @@ async fn serve_clip(
 }
 
 async fn clip_of(ctx: &Ctx, e: &Event) -> Reply {
-    let dir = media_dir(ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let (w, reader) = scratch(&dir)?;
     let (_, w) = write_event_clip(
         &**ctx.state.store(),
         &dir,
         e,
-        now(ctx),
+        ctx.state.now(),
         std::io::BufWriter::new(w),
     )
     .await?;
@@ -322,7 +306,7 @@ async fn range_clip(ctx: Ctx) -> Reply {
     if end.0 - start.0 > 24 * 3_600_000_000 {
         return Err(ApiError::path("end", "a clip is at most 24 hours long"));
     }
-    let dir = media_dir(&ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let (w, reader) = scratch(&dir)?;
     let (_, w) = write_clip(
         &**ctx.state.store(),
@@ -354,7 +338,12 @@ async fn detection_event(ctx: &Ctx) -> Result<(vigil_core::Detection, Event), Ap
 async fn detection_image(ctx: Ctx) -> Reply {
     let d = detection_of(&ctx).await?;
     if let Some(p) = &d.image_path {
-        return file(&media_dir(&ctx)?.join(p), "image/jpeg", &ctx.headers).await;
+        return file(
+            &ctx.state.need_data_dir()?.join(p),
+            "image/jpeg",
+            &ctx.headers,
+        )
+        .await;
     }
     let (_, e) = detection_event(&ctx).await?;
     let base = SnapshotStyle {
@@ -376,7 +365,7 @@ async fn detection_video(ctx: Ctx) -> Reply {
         .unwrap_or_default();
     let pre = i64::from(settings.pre_capture_s.max(1)) * 1_000_000;
     let post = i64::from(settings.post_capture_s.max(1)) * 1_000_000;
-    let dir = media_dir(&ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let (w, reader) = scratch(&dir)?;
     let (_, w) = write_clip(
         &**ctx.state.store(),

@@ -1,7 +1,6 @@
 //! Recordings: SpectraX's list (filters, sort, offset) with cursor pages, one recording, the
 //! statistics, and the files themselves with byte ranges.
 
-use hyper::StatusCode;
 use serde::Serialize;
 use vigil_core::{PageRequest, Query, Recording, RecordingFilter, RecordingId, RecordingKind};
 
@@ -292,9 +291,7 @@ async fn get_recording(ctx: Ctx) -> Reply {
 /// Serves `rel` (relative to the data directory) when the store knows it as a recording's
 /// file: nothing else under the data directory can be reached this way.
 async fn serve_known(ctx: &Ctx, rel: &str) -> Reply {
-    let dir = ctx.state.data_dir().ok_or_else(|| {
-        ApiError::Status(StatusCode::SERVICE_UNAVAILABLE, "no media directory".into())
-    })?;
+    let dir = ctx.state.need_data_dir()?;
     file(&dir.join(rel), content_type_of(rel), &ctx.headers).await
 }
 

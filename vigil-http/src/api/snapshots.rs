@@ -58,15 +58,6 @@ pub(super) fn routes(r: &mut Router) {
     );
 }
 
-fn media_dir(ctx: &Ctx) -> Result<&Path, ApiError> {
-    ctx.state.data_dir().ok_or_else(|| {
-        ApiError::Status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no media directory".into(),
-        )
-    })
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct CaptureBody {
@@ -112,7 +103,7 @@ fn wire(dir: &Path, s: &Snapshot) -> Value {
 
 async fn capture_from(ctx: &Ctx, cfg: CameraConfig) -> Reply {
     let nvr = ctx.state.need_nvr("capturing a snapshot")?;
-    let dir = media_dir(ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let frame = nvr.live().latest(&cfg.id).ok_or_else(|| {
         ApiError::Status(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -164,7 +155,7 @@ async fn capture_from(ctx: &Ctx, cfg: CameraConfig) -> Reply {
 }
 
 async fn list(ctx: Ctx) -> Reply {
-    let dir = media_dir(&ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let mut q = Query::new(SnapshotFilter::default());
     q.page.limit = vigil_core::query::MAX_PAGE_LIMIT;
     let mut out = Vec::new();
@@ -211,7 +202,7 @@ fn checked(dir: &Path, given: &str) -> Option<PathBuf> {
 }
 
 async fn image(ctx: Ctx) -> Reply {
-    let dir = media_dir(&ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let Some(given) = ctx.query_value("path") else {
         return Err(ApiError::field(
             vec!["query".into(), "path".into()],
@@ -237,7 +228,7 @@ struct DeleteBody {
 }
 
 async fn delete(ctx: Ctx) -> Reply {
-    let dir = media_dir(&ctx)?.to_owned();
+    let dir = ctx.state.need_data_dir()?.to_owned();
     let body: DeleteBody = ctx.json()?;
     let given = body.snapshot_path;
     // picam: 400 for a path that is not a snapshot's, 404 for one that is not there.

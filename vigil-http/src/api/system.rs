@@ -236,15 +236,7 @@ async fn version(_: Ctx) -> Reply {
 
 /// Every camera with its status (when the system runs).
 async fn cameras(ctx: &Ctx) -> Result<Vec<(CameraConfig, Option<CameraStatus>)>, ApiError> {
-    let mut st: BTreeMap<CameraId, CameraStatus> = match ctx.state.nvr() {
-        Some(n) => n
-            .status()
-            .await
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect(),
-        None => BTreeMap::new(),
-    };
+    let mut st = super::cameras::statuses(ctx).await;
     Ok(ctx
         .state
         .store()
@@ -449,7 +441,7 @@ async fn frigate_stats(ctx: Ctx) -> Reply {
             "latest_version": "disabled",
             "storage": storage_map,
             "temperatures": temperatures(),
-            "last_updated": vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()).as_secs(),
+            "last_updated": ctx.state.now().as_secs(),
         }),
     );
     ok(&Value::Object(out))
@@ -598,7 +590,7 @@ async fn health_detail(ctx: Ctx) -> Reply {
         &json!({
             "status": overall,
             "services": {"database": db, "cameras": cams, "detectors": detectors},
-            "timestamp": vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()).to_string(),
+            "timestamp": ctx.state.now().to_string(),
         }),
     ))
 }
@@ -983,118 +975,111 @@ async fn metrics(ctx: Ctx) -> Reply {
         "Seconds since the server started.",
         &[(String::new(), ctx.state.uptime().as_secs_f64())],
     );
-    let cams = cameras(&ctx).await?;
-    let l = |c: &CameraConfig| format!("{{camera=\"{}\"}}", c.id);
-    let stream = |s: &Option<CameraStatus>| {
-        s.as_ref()
-            .and_then(|s| s.stream.clone())
-            .unwrap_or_default()
-    };
-    gauge(
-        "vigil_camera_connected",
-        "1 when frames arrive from the camera.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), f64::from(u8::from(stream(s).connected))))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_camera_fps",
-        "Frames per second received (5 s window).",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), stream(s).fps))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_camera_bitrate_bps",
-        "Bits per second received (5 s window).",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), stream(s).bitrate_bps))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_camera_frames_total",
-        "Frames received since start.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), stream(s).frames as f64))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_camera_reconnects_last_hour",
-        "Reconnections in the last hour.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), f64::from(stream(s).reconnects_last_hour)))
-            .collect::<Vec<_>>(),
-    );
-    let rec = |s: &Option<CameraStatus>| {
-        s.as_ref()
-            .and_then(|s| s.recorder.clone())
-            .unwrap_or_default()
-    };
-    gauge(
-        "vigil_recorder_segments_total",
-        "Segments committed since start.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), rec(s).segments as f64))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_recorder_errors_total",
-        "Segment write or commit failures since start.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), rec(s).errors as f64))
-            .collect::<Vec<_>>(),
-    );
-    let an = |s: &Option<CameraStatus>| {
-        s.as_ref()
-            .and_then(|s| s.analysis.clone())
-            .map(|a| a.1)
-            .unwrap_or_default()
-    };
-    gauge(
-        "vigil_analysis_frames_total",
-        "Frames handed to the analysis since start.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), an(s).frames as f64))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_analysis_skipped_total",
-        "Frames only decoded because the analysis was behind.",
-        &cams
-            .iter()
-            .map(|(c, s)| (l(c), an(s).skipped as f64))
-            .collect::<Vec<_>>(),
-    );
+    // Each camera's counters, read once; then one gauge per figure.
+    struct Cam {
+        labels: String,
+        stream: vigil_core::pipeline::StreamStats,
+        recorder: vigil_core::pipeline::RecorderStats,
+        analysis: vigil_core::pipeline::AnalysisStats,
+    }
+    let cams: Vec<Cam> = cameras(&ctx)
+        .await?
+        .into_iter()
+        .map(|(c, s)| {
+            let s = s.unwrap_or_else(|| CameraStatus {
+                id: c.id.clone(),
+                enabled: c.enabled,
+                stream: None,
+                recorder: None,
+                analysis: None,
+                error: None,
+            });
+            Cam {
+                labels: format!("{{camera=\"{}\"}}", c.id),
+                stream: s.stream.unwrap_or_default(),
+                recorder: s.recorder.unwrap_or_default(),
+                analysis: s.analysis.map(|a| a.1).unwrap_or_default(),
+            }
+        })
+        .collect();
+    type Pick = fn(&Cam) -> f64;
+    let per_camera: [(&str, &str, Pick); 9] = [
+        (
+            "vigil_camera_connected",
+            "1 when frames arrive from the camera.",
+            |c| f64::from(u8::from(c.stream.connected)),
+        ),
+        (
+            "vigil_camera_fps",
+            "Frames per second received (5 s window).",
+            |c| c.stream.fps,
+        ),
+        (
+            "vigil_camera_bitrate_bps",
+            "Bits per second received (5 s window).",
+            |c| c.stream.bitrate_bps,
+        ),
+        (
+            "vigil_camera_frames_total",
+            "Frames received since start.",
+            |c| c.stream.frames as f64,
+        ),
+        (
+            "vigil_camera_reconnects_last_hour",
+            "Reconnections in the last hour.",
+            |c| f64::from(c.stream.reconnects_last_hour),
+        ),
+        (
+            "vigil_recorder_segments_total",
+            "Segments committed since start.",
+            |c| c.recorder.segments as f64,
+        ),
+        (
+            "vigil_recorder_errors_total",
+            "Segment write or commit failures since start.",
+            |c| c.recorder.errors as f64,
+        ),
+        (
+            "vigil_analysis_frames_total",
+            "Frames handed to the analysis since start.",
+            |c| c.analysis.frames as f64,
+        ),
+        (
+            "vigil_analysis_skipped_total",
+            "Frames only decoded because the analysis was behind.",
+            |c| c.analysis.skipped as f64,
+        ),
+    ];
+    for (name, help, pick) in per_camera {
+        let samples: Vec<(String, f64)> =
+            cams.iter().map(|c| (c.labels.clone(), pick(c))).collect();
+        gauge(name, help, &samples);
+    }
     let dets = ctx
         .state
         .detectors()
         .map(|r| r.figures())
         .unwrap_or_default();
-    let dl = |n: &str| format!("{{detector=\"{n}\"}}");
-    gauge(
-        "vigil_detector_inference_ms",
-        "Time of one detector run, smoothed.",
-        &dets
+    type PickDetector = fn(&vigil_detect::DetectorFigures) -> f64;
+    let per_detector: [(&str, &str, PickDetector); 2] = [
+        (
+            "vigil_detector_inference_ms",
+            "Time of one detector run, smoothed.",
+            |f| f.inference_ms,
+        ),
+        (
+            "vigil_detector_runs_total",
+            "Detector runs since start.",
+            |f| f.runs as f64,
+        ),
+    ];
+    for (name, help, pick) in per_detector {
+        let samples: Vec<(String, f64)> = dets
             .iter()
-            .map(|(n, (_, f))| (dl(n), f.inference_ms))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "vigil_detector_runs_total",
-        "Detector runs since start.",
-        &dets
-            .iter()
-            .map(|(n, (_, f))| (dl(n), f.runs as f64))
-            .collect::<Vec<_>>(),
-    );
+            .map(|(n, (_, f))| (format!("{{detector=\"{n}\"}}"), pick(f)))
+            .collect();
+        gauge(name, help, &samples);
+    }
     let counts = ctx.state.store().event_counts().await?;
     gauge(
         "vigil_events_total",
@@ -1235,7 +1220,5 @@ async fn telemetry(ctx: Ctx) -> Reply {
         .into_iter()
         .map(|(n, (_, f))| (n, value_of(&f)))
         .collect();
-    ok(
-        &json!({"cameras": per, "detectors": detectors, "timestamp": vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()).to_string()}),
-    )
+    ok(&json!({"cameras": per, "detectors": detectors, "timestamp": ctx.state.now().to_string()}))
 }

@@ -259,7 +259,7 @@ fn apply(b: TriggerBody, t: &mut Trigger) -> Result<(), ApiError> {
 }
 
 async fn new_trigger(ctx: &Ctx, name: &str) -> Result<Trigger, ApiError> {
-    let now = vigil_core::Clocks::realtime(&vigil_core::RealClocks::default());
+    let now = ctx.state.now();
     Ok(Trigger {
         id: TriggerId(ctx.state.ids().await?.next(now)),
         name: name.to_owned(),
