@@ -11,6 +11,10 @@
 //! `cargo bench -p vigil-benches --bench http`. `VIGIL_BENCH_SECONDS` (default 10) sets each
 //! measurement's length.
 
+/// The allocator vigild runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::convert::Infallible;
 use std::io::Read;
 use std::process::Command;

@@ -94,4 +94,4 @@ pub use media::*;
 pub use model::*;
 pub use query::*;
 pub use store::{Batch, Mutation, Store};
-pub use time::{Clocks, RealClocks, SimulatedClocks, Timestamp};
+pub use time::{Clocks, Iso, RealClocks, SimulatedClocks, Timestamp};

@@ -112,14 +112,114 @@ impl Timestamp {
     }
 }
 
-/// ISO 8601 UTC with microseconds, e.g. `2025-12-23T12:00:00.123456Z`.
+/// ISO 8601 UTC with microseconds, e.g. `2025-12-23T12:00:00.123456Z` (see [`Timestamp::iso`]).
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_jiff() {
-            Some(t) => write!(f, "{t:.6}"),
-            None => write!(f, "@{}us", self.0),
-        }
+        f.write_str(&self.iso())
     }
+}
+
+/// The text of a [`Timestamp`], on the stack.
+#[derive(Clone, Copy)]
+pub struct Iso {
+    buf: [u8; 32],
+    len: u8,
+}
+
+impl Iso {
+    /// The text's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::Deref for Iso {
+    type Target = str;
+    fn deref(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl fmt::Write for Iso {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let at = usize::from(self.len);
+        let end = at + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[at..end].copy_from_slice(s.as_bytes());
+        self.len = end as u8;
+        Ok(())
+    }
+}
+
+impl Timestamp {
+    /// ISO 8601 UTC with microseconds, e.g. `2025-12-23T12:00:00.123456Z`, without
+    /// allocating: the API writes two per event, thousands per second. Years 0–9999 are
+    /// formatted here; the rest (and times beyond jiff's range, written `@<micros>us`) by jiff.
+    pub fn iso(self) -> Iso {
+        let mut out = Iso {
+            buf: [0; 32],
+            len: 0,
+        };
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        // jiff's range check is a few comparisons; the fast path must agree with it.
+        let in_jiff = self.to_jiff().is_some();
+        if in_jiff && (0..=9999).contains(&y) {
+            let b = &mut out.buf;
+            let mut put = |at: usize, v: i64, width: usize| {
+                let mut v = v;
+                for i in (0..width).rev() {
+                    b[at + i] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+            };
+            put(0, y, 4);
+            put(5, m, 2);
+            put(8, d, 2);
+            put(11, sod / 3600, 2);
+            put(14, sod / 60 % 60, 2);
+            put(17, sod % 60, 2);
+            put(20, micros, 6);
+            for (at, c) in [
+                (4, b'-'),
+                (7, b'-'),
+                (10, b'T'),
+                (13, b':'),
+                (16, b':'),
+                (19, b'.'),
+            ] {
+                b[at] = c;
+            }
+            b[26] = b'Z';
+            out.len = 27;
+            return out;
+        }
+        // Both forms fit in 32 bytes (`-009999-01-01T00:00:00.000000Z`, `@-9223372036854775808us`).
+        let _ = match self.to_jiff() {
+            Some(t) => fmt::Write::write_fmt(&mut out, format_args!("{t:.6}")),
+            None => fmt::Write::write_fmt(&mut out, format_args!("@{}us", self.0)),
+        };
+        out
+    }
+}
+
+/// Year, month, day of `days` since 1970-01-01 in the proleptic Gregorian calendar (the
+/// era-based method: 400-year eras of 146,097 days, years starting in March).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Where the pipeline gets the time from.
@@ -196,6 +296,40 @@ impl Clocks for SimulatedClocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_is_what_jiff_writes() {
+        let jiff = |t: Timestamp| match t.to_jiff() {
+            Some(j) => format!("{j:.6}"),
+            None => format!("@{}us", t.0),
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut samples = vec![
+            0,
+            -1,
+            1,
+            951_782_400_000_000,     // 2000-02-29
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999: past jiff's maximum
+            253_402_207_200_999_999, // about jiff's maximum
+            253_402_207_199_999_999,
+            253_402_300_800_000_000, // year 10000
+            -62_167_219_200_000_000, // 0000-01-01
+            -62_167_219_200_000_001,
+            i64::MIN,
+            i64::MAX,
+        ];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Spread over jiff's whole range (about ±10,000 years) and a little beyond.
+            samples.push((x % 700_000_000_000_000_000) as i64 - 350_000_000_000_000_000);
+        }
+        for us in samples {
+            let t = Timestamp(us);
+            assert_eq!(&*t.iso(), jiff(t), "{us}");
+        }
+    }
 
     #[test]
     fn parse_forms() {

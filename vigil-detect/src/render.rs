@@ -500,24 +500,11 @@ fn text_box(p: &mut Rgb, x: i64, y: i64, text: &str, scale: u32, bg: [u8; 3]) {
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 fn format_utc(t: Timestamp) -> String {
-    let secs = t.0.div_euclid(1_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Gregorian, proleptic).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let iso = t.iso();
+    match iso.get(..19) {
+        Some(s) => s.replacen('T', " ", 1),
+        None => iso.to_string(),
+    }
 }
 
 /// A 5×7 glyph, one row per byte (bit 4 is the leftmost column). Letters are drawn lower

@@ -41,14 +41,26 @@ pub fn bytes(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> 
 
 /// A JSON response.
 pub fn json(status: StatusCode, v: &impl Serialize) -> Response<Body> {
-    let body =
-        serde_json::to_vec(v).unwrap_or_else(|_| b"{\"detail\":\"encoding failed\"}".to_vec());
+    json_sized(status, v, 128)
+}
+
+/// A JSON response written into a buffer of `capacity` bytes to begin with.
+fn json_sized(status: StatusCode, v: &impl Serialize, capacity: usize) -> Response<Body> {
+    let mut body = Vec::with_capacity(capacity);
+    if serde_json::to_writer(&mut body, v).is_err() {
+        body = b"{\"detail\":\"encoding failed\"}".to_vec();
+    }
     bytes(status, "application/json", body)
 }
 
 /// `200 OK` with JSON.
 pub fn ok(v: &impl Serialize) -> Reply {
     Ok(json(StatusCode::OK, v))
+}
+
+/// `200 OK` with JSON, for a body of about `capacity` bytes.
+pub fn ok_sized(v: &impl Serialize, capacity: usize) -> Reply {
+    Ok(json_sized(StatusCode::OK, v, capacity))
 }
 
 /// A plain-text response.

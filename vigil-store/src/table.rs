@@ -21,6 +21,7 @@
 //! term dimension, or a composite of two), the one whose counters say it touches the fewest rows;
 //! the remaining predicates are checked on the rows read. See `docs/design/storage.md`.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::marker::PhantomData;
 use std::ops::Bound;
@@ -696,7 +697,7 @@ impl<R: Row> Table<R> {
         Ok(best)
     }
 
-    /// Answers a list query.
+    /// Answers a list query, or `None` when it would visit more index entries than `budget`.
     pub(crate) fn query(
         &self,
         rtxn: &RoTxn,
@@ -704,7 +705,8 @@ impl<R: Row> Table<R> {
         sort: SortBy,
         order: Order,
         page: &PageRequest,
-    ) -> Result<Page<R>> {
+        budget: &Budget,
+    ) -> Result<Option<Page<R>>> {
         plan.validate()?;
         page.validate()
             .map_err(|e| Error::Invalid(e.message().to_owned()))?;
@@ -734,6 +736,7 @@ impl<R: Row> Table<R> {
                 page.offset,
                 limit,
                 covered,
+                budget,
             )?
         } else if term_path.cost <= self.in_memory_sort_max {
             self.sort_in_memory(
@@ -745,10 +748,21 @@ impl<R: Row> Table<R> {
                 after,
                 page.offset,
                 limit,
+                budget,
             )?
         } else {
             let path = self.sort_path(rtxn, plan, sort)?;
-            self.walk(rtxn, plan, &path, order, after, page.offset, limit, false)?
+            self.walk(
+                rtxn,
+                plan,
+                &path,
+                order,
+                after,
+                page.offset,
+                limit,
+                false,
+                budget,
+            )?
         };
         let next_cursor = if has_more {
             hits.last().map(|(p, _)| encode_cursor(*p, sort, order, fp))
@@ -756,16 +770,19 @@ impl<R: Row> Table<R> {
             None
         };
         let total = if page.with_total {
-            Some(self.count(rtxn, plan, &term_path, covered)?)
+            Some(self.count(rtxn, plan, &term_path, covered, budget)?)
         } else {
             None
         };
-        Ok(Page {
+        if budget.exhausted() {
+            return Ok(None);
+        }
+        Ok(Some(Page {
             items: hits.drain(..).map(|(_, r)| r).collect(),
             next_cursor,
             has_more,
             total,
-        })
+        }))
     }
 
     /// The partitions of the score or duration index that can hold rows in the plan's time range.
@@ -802,7 +819,14 @@ impl<R: Row> Table<R> {
     }
 
     /// Counts the rows matching `plan`.
-    fn count(&self, rtxn: &RoTxn, plan: &Plan, path: &Path, covered: bool) -> Result<u64> {
+    fn count(
+        &self,
+        rtxn: &RoTxn,
+        plan: &Plan,
+        path: &Path,
+        covered: bool,
+        budget: &Budget,
+    ) -> Result<u64> {
         let untimed = plan.time.after.is_none() && plan.time.before.is_none();
         if covered && untimed && path.prefixes.len() == 1 && path.kind == KeyKind::Time {
             // A single counted prefix: the counter is exact.
@@ -816,7 +840,7 @@ impl<R: Row> Table<R> {
             }
         }
         let mut n = 0u64;
-        let mut merge = self.merge(rtxn, plan, path, Order::Asc, None)?;
+        let mut merge = self.merge(rtxn, plan, path, Order::Asc, None, budget)?;
         let mut last = None;
         while let Some(pos) = merge.next_pos()? {
             if last == Some(pos) {
@@ -834,14 +858,15 @@ impl<R: Row> Table<R> {
         Ok(n)
     }
 
-    fn merge<'t>(
+    fn merge<'t, 'b>(
         &self,
         rtxn: &'t RoTxn,
         plan: &Plan,
         path: &Path,
         order: Order,
         after: Option<Pos>,
-    ) -> Result<Merge<'t>> {
+        budget: &'b Budget,
+    ) -> Result<Merge<'t, 'b>> {
         let mut iters = Vec::with_capacity(path.prefixes.len());
         for prefix in &path.prefixes {
             let mut lo = prefix.clone();
@@ -908,7 +933,7 @@ impl<R: Row> Table<R> {
             };
             iters.push(it);
         }
-        Merge::new(iters, path.kind, order)
+        Merge::new(iters, path.kind, order, budget)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -922,8 +947,9 @@ impl<R: Row> Table<R> {
         offset: u64,
         limit: usize,
         covered: bool,
+        budget: &Budget,
     ) -> Result<(Vec<(Pos, R)>, bool)> {
-        let mut merge = self.merge(rtxn, plan, path, order, after)?;
+        let mut merge = self.merge(rtxn, plan, path, order, after, budget)?;
         let mut out = Vec::with_capacity(limit + 1);
         let mut skipped = 0u64;
         let mut last = None;
@@ -935,6 +961,10 @@ impl<R: Row> Table<R> {
             if covered && skipped < offset {
                 skipped += 1;
                 continue;
+            }
+            if covered && out.len() == limit {
+                // The index alone says that another row matches: no need to read it.
+                return Ok((out, true));
             }
             let Some(row) = self.get(rtxn, pos.id)? else {
                 continue;
@@ -965,8 +995,9 @@ impl<R: Row> Table<R> {
         after: Option<Pos>,
         offset: u64,
         limit: usize,
+        budget: &Budget,
     ) -> Result<(Vec<(Pos, R)>, bool)> {
-        let mut merge = self.merge(rtxn, plan, path, Order::Asc, None)?;
+        let mut merge = self.merge(rtxn, plan, path, Order::Asc, None, budget)?;
         let mut all = Vec::new();
         let mut last = None;
         while let Some(pos) = merge.next_pos()? {
@@ -1018,10 +1049,40 @@ fn bound_gt(b: &Bound<Vec<u8>>, c: &[u8]) -> bool {
 
 type KeyIter<'t> = Box<dyn Iterator<Item = heed::Result<&'t [u8]>> + 't>;
 
+/// How many index entries a query may visit (each is at most one row read and decoded).
+///
+/// A query whose budget runs out stops and answers `None`; the store then runs it again
+/// without a limit where a long read does no harm (see `LmdbStore::query`).
+pub(crate) struct Budget(Cell<u64>);
+
+impl Budget {
+    /// A budget of `visits` index entries.
+    pub(crate) fn new(visits: u64) -> Budget {
+        Budget(Cell::new(visits))
+    }
+
+    /// No limit.
+    pub(crate) fn unlimited() -> Budget {
+        Budget(Cell::new(u64::MAX))
+    }
+
+    /// Spends `n` visits; false once the budget is gone.
+    fn spend(&self, n: u64) -> bool {
+        let left = self.0.get();
+        self.0.set(left.saturating_sub(n));
+        left >= n && left > 0
+    }
+
+    fn exhausted(&self) -> bool {
+        self.0.get() == 0
+    }
+}
+
 /// A k-way merge of index range scans, in `order`. A heap keeps it cheap with many scans (one
 /// per partition of a sort index, for instance).
-struct Merge<'t> {
+struct Merge<'t, 'b> {
     iters: Vec<KeyIter<'t>>,
+    budget: &'b Budget,
     /// Heads of the scans, keyed so that the heap's maximum is the next position in `order`.
     heap: BinaryHeap<(Pos, usize)>,
     kind: KeyKind,
@@ -1039,9 +1100,25 @@ impl Pos {
     }
 }
 
-impl<'t> Merge<'t> {
-    fn new(iters: Vec<KeyIter<'t>>, kind: KeyKind, order: Order) -> Result<Self> {
+impl<'t, 'b> Merge<'t, 'b> {
+    fn new(
+        iters: Vec<KeyIter<'t>>,
+        kind: KeyKind,
+        order: Order,
+        budget: &'b Budget,
+    ) -> Result<Self> {
+        if !budget.spend(iters.len() as u64) {
+            // Too many scans to open: end at once (the caller sees the spent budget).
+            return Ok(Merge {
+                heap: BinaryHeap::new(),
+                iters: Vec::new(),
+                budget,
+                kind,
+                order,
+            });
+        }
         let mut m = Merge {
+            budget,
             heap: BinaryHeap::with_capacity(iters.len()),
             iters,
             kind,
@@ -1075,7 +1152,11 @@ impl<'t> Merge<'t> {
         Ok(())
     }
 
+    /// The next position, or `None` at the end of the scans or of the budget.
     fn next_pos(&mut self) -> Result<Option<Pos>> {
+        if !self.budget.spend(1) {
+            return Ok(None);
+        }
         let Some((keyed, i)) = self.heap.pop() else {
             return Ok(None);
         };

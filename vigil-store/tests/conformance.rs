@@ -28,6 +28,20 @@ async fn lmdb_passes_the_conformance_suite_through_sort_indexes() {
     .await;
 }
 
+/// The same suite with a budget of three index visits for the quick path: nearly every query
+/// stops part-way on the calling thread and is answered again on the blocking pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lmdb_passes_the_conformance_suite_when_queries_leave_the_quick_path() {
+    vigil_store::conformance::run_all(|dir: &std::path::Path| {
+        let opts = StoreOptions {
+            inline_visits: 3,
+            ..StoreOptions::default()
+        };
+        Ok(Arc::new(LmdbStore::open(dir, opts)?) as Arc<dyn Store>)
+    })
+    .await;
+}
+
 /// A store opened with a tiny map grows it instead of failing with MapFull.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_grows_when_full() {

@@ -4,6 +4,11 @@
 //! (record, detect, track, events) and serves the HTTP API until SIGINT or SIGTERM, then
 //! closes the open segments.
 
+/// mimalloc: with glibc's allocator, freeing the many small strings of a page of events
+/// (`malloc_consolidate`, `unlink_chunk`) was about a tenth of the API's CPU under load.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

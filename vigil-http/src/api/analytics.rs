@@ -126,7 +126,7 @@ async fn entities(ctx: Ctx) -> Reply {
         }
     }
     let page = ctx.state.store().events(&q).await?;
-    ok(&envelope("entities", &page, &q.page, entity_json))
+    envelope("entities", &page, &q.page, entity_json).reply()
 }
 
 async fn entity(ctx: Ctx) -> Reply {

@@ -104,9 +104,7 @@ fn detection_query(pairs: &[(String, String)]) -> Result<Query<DetectionFilter>,
 async fn list_detections(ctx: Ctx) -> Reply {
     let q = detection_query(&ctx.query_pairs())?;
     let page = ctx.state.store().detections(&q).await?;
-    ok(&envelope("detections", &page, &q.page, |d| {
-        WireDetection::from(d)
-    }))
+    envelope("detections", &page, &q.page, WireDetection::from).reply()
 }
 
 /// The detection named by the path, or 404.

@@ -121,7 +121,7 @@ fn log_query(ctx: &Ctx) -> Result<Query<LogFilter>, ApiError> {
 async fn list_logs(ctx: Ctx) -> Reply {
     let q = log_query(&ctx)?;
     let page = ctx.state.store().log_entries(&q).await?;
-    ok(&envelope("logs", &page, &q.page, wire))
+    envelope("logs", &page, &q.page, wire).reply()
 }
 
 async fn stats(ctx: Ctx) -> Reply {

@@ -236,7 +236,7 @@ fn end_of(name: &str, v: &str) -> Result<vigil_core::Timestamp, ApiError> {
 async fn list_recordings(ctx: Ctx) -> Reply {
     let q = recording_query(&ctx.query_pairs())?;
     let page = ctx.state.store().recordings(&q).await?;
-    ok(&envelope("recordings", &page, &q.page, |r| wire(r, &ctx)))
+    envelope("recordings", &page, &q.page, |r| wire(r, &ctx)).reply()
 }
 
 async fn stats(ctx: Ctx) -> Reply {
