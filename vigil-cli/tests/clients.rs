@@ -98,6 +98,34 @@ async fn the_documents_python_clients_get_the_right_data_from_vigild() {
         first["size_bytes"].as_u64().unwrap()
     );
 
+    // The recording gets its thumbnail and hover-scrub sprite sheet (picam's, by file path).
+    let end = Instant::now() + Duration::from_secs(30);
+    let id = first["id"].as_str().unwrap().to_owned();
+    let file_path = first["file_path"].as_str().unwrap().to_owned();
+    loop {
+        let (_, r) = http("GET", &format!("{base}/api/recordings/{id}"), None);
+        if r["sprite_url"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < end, "no sprite sheet: {r}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let q = |p: &str| format!("{p}?video_path={}", file_path.replace('/', "%2F"));
+    for (url, size) in [
+        (format!("{base}{}", q("/sprite")), (1600, 90)),
+        (format!("{base}{}", q("/thumbnail")), (320, 240)),
+        (
+            format!("{base}/api/recordings/{id}/thumbnail.jpg"),
+            (320, 240),
+        ),
+    ] {
+        let mut resp = ureq::get(&url).call().unwrap();
+        assert_eq!(resp.headers()["content-type"], "image/jpeg", "{url}");
+        let jpeg = resp.body_mut().read_to_vec().unwrap();
+        let pic = vigil_detect::render::decode_jpeg(&jpeg).unwrap();
+        assert_eq!((pic.width, pic.height), size, "{url}");
+    }
+
     let text = python("hsi_cursor.py", &[&base]);
     let ids: Vec<String> = serde_json::from_str(&text).unwrap();
     let unique: std::collections::HashSet<&String> = ids.iter().collect();

@@ -35,6 +35,16 @@ pub enum Mutation {
     PutRecording(Box<Recording>),
     /// Remove a recording.
     DeleteRecording(RecordingId),
+    /// Set a recording's thumbnail and sprite sheet, if the recording still exists (its art is
+    /// made after it is written, and retention may have removed it meanwhile).
+    SetRecordingArt {
+        /// The recording.
+        id: RecordingId,
+        /// Its thumbnail, relative to the data directory.
+        thumbnail_path: Option<String>,
+        /// Its hover-scrub sprite sheet, relative to the data directory.
+        sprite_path: Option<String>,
+    },
     /// Insert or replace a snapshot.
     PutSnapshot(Box<Snapshot>),
     /// Remove a snapshot.
@@ -80,6 +90,16 @@ impl Mutation {
             Mutation::PutCamera(c) => c.validate(),
             Mutation::PutEvent(e) => e.validate(),
             Mutation::PutRecording(r) => r.validate(),
+            Mutation::SetRecordingArt {
+                thumbnail_path,
+                sprite_path,
+                ..
+            } => {
+                for p in [thumbnail_path, sprite_path].into_iter().flatten() {
+                    validate_relative_path(p)?;
+                }
+                Ok(())
+            }
             Mutation::PutDetection(d) => {
                 validate_name("label", &d.label)?;
                 validate_score("score", d.score)?;

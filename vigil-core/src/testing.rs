@@ -340,9 +340,22 @@ pub fn check_playable(data: &Path, r: &Recording) {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), r.size_bytes);
 }
 
-/// Checks that the files under `recordings/` are exactly the listed recordings' files.
+/// Checks that the files under `recordings/` are exactly the listed recordings' files (and the
+/// thumbnails and sprite sheets their records name).
 pub fn check_files_match(data: &Path, recs: &[Recording]) {
-    let mut listed: Vec<PathBuf> = recs.iter().map(|r| data.join(&r.path)).collect();
+    let mut listed: Vec<PathBuf> = recs
+        .iter()
+        .flat_map(|r| {
+            [
+                Some(&r.path),
+                r.thumbnail_path.as_ref(),
+                r.sprite_path.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|p| data.join(p))
+        })
+        .collect();
     let mut on_disk = Vec::new();
     walk(&data.join("recordings"), &mut on_disk);
     on_disk.sort();

@@ -35,6 +35,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod analyzer;
+pub mod art;
 pub mod decode;
 pub mod events;
 pub mod image;
@@ -47,6 +48,7 @@ pub mod tracker;
 pub mod yolo;
 
 pub use analyzer::{analyzer_factory, Analysis, Analyzer, AnalyzerOptions, DetectMode};
+pub use art::{make_art, run_art, Art, ArtOptions};
 pub use decode::{DecodeOptions, FrameDecoder};
 pub use events::EventManager;
 pub use motion::{MotionDetector, MotionOptions, MotionResult};

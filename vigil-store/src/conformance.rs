@@ -838,6 +838,50 @@ pub async fn recordings_filters_sorts_and_stats(open: &impl Opener) {
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     top.truncate(5);
     assert_eq!(stats.most_frequent_trackers, top);
+
+    // Art is set on a recording that exists, and never brings back one that is gone.
+    let (kept, gone) = (&recs[0], &recs[1]);
+    store
+        .apply(
+            vec![
+                Mutation::DeleteRecording(gone.id),
+                Mutation::SetRecordingArt {
+                    id: kept.id,
+                    thumbnail_path: Some("recordings/a.thumb.jpg".into()),
+                    sprite_path: Some("recordings/a.sprite.jpg".into()),
+                },
+                Mutation::SetRecordingArt {
+                    id: gone.id,
+                    thumbnail_path: Some("recordings/b.thumb.jpg".into()),
+                    sprite_path: None,
+                },
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .await
+        .unwrap();
+    let got = store.recording(kept.id).await.unwrap().unwrap();
+    assert_eq!(
+        got.thumbnail_path.as_deref(),
+        Some("recordings/a.thumb.jpg")
+    );
+    assert_eq!(got.sprite_path.as_deref(), Some("recordings/a.sprite.jpg"));
+    assert_eq!(
+        Recording {
+            thumbnail_path: None,
+            sprite_path: None,
+            ..got
+        },
+        *kept
+    );
+    assert_eq!(store.recording(gone.id).await.unwrap(), None);
+    let escape = Mutation::SetRecordingArt {
+        id: kept.id,
+        thumbnail_path: Some("../outside.jpg".into()),
+        sprite_path: None,
+    };
+    assert!(store.apply(escape.into()).await.is_err());
 }
 
 /// Detections (with trends), audit entries, log entries, snapshots and timelapse frames.

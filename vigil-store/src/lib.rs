@@ -426,6 +426,17 @@ impl Tables {
             M::DeleteDetection(id) => drop(self.detections.delete(wtxn, id.0, d)?),
             M::PutRecording(x) => self.recordings.put(wtxn, x, d)?,
             M::DeleteRecording(id) => drop(self.recordings.delete(wtxn, id.0, d)?),
+            M::SetRecordingArt {
+                id,
+                thumbnail_path,
+                sprite_path,
+            } => {
+                if let Some(mut r) = self.recordings.get(wtxn, id.0)? {
+                    r.thumbnail_path.clone_from(thumbnail_path);
+                    r.sprite_path.clone_from(sprite_path);
+                    self.recordings.put(wtxn, &r, d)?;
+                }
+            }
             M::PutSnapshot(x) => self.snapshots.put(wtxn, x, d)?,
             M::DeleteSnapshot(id) => drop(self.snapshots.delete(wtxn, id.0, d)?),
             M::PutTimelapseFrame(x) => self.timelapse.put(wtxn, x, d)?,

@@ -134,6 +134,15 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             let (logs, store, ids) = (logs.clone(), store.clone(), nvr.ids().clone());
             tokio::spawn(async move { logs.run(store, ids).await });
         }
+        // Thumbnails and hover-scrub sprite sheets of finished recordings.
+        let (stop_art, stop) = tokio::sync::watch::channel(false);
+        let art = tokio::spawn(vigil_detect::run_art(
+            store.clone(),
+            nvr.clocks().clone(),
+            data_dir.clone(),
+            vigil_detect::ArtOptions::default(),
+            stop,
+        ));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -144,7 +153,11 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             shutdown_signal(),
         )
         .await;
+        let _ = stop_art.send(true);
         nvr.stop().await;
+        if art.await.is_err() {
+            tracing::error!("the recording art task panicked");
+        }
         tracing::info!("vigild stopped");
         Ok(())
     })

@@ -112,6 +112,23 @@ pub fn segment_path(camera: &CameraId, start: Timestamp, id: RecordingId) -> Str
     format!("recordings/{camera}/{day}/{hour:02}/{}.mp4", id.0)
 }
 
+/// Where a segment's thumbnail and hover-scrub sprite sheet go: beside it, as
+/// `<id>.thumb.jpg` and `<id>.sprite.jpg` (picam's sidecar files).
+pub fn art_paths(segment: &str) -> (String, String) {
+    let stem = segment.strip_suffix(".mp4").unwrap_or(segment);
+    (format!("{stem}.thumb.jpg"), format!("{stem}.sprite.jpg"))
+}
+
+/// Removes a segment's art files, if any (they can be made again; a failure is only logged).
+fn remove_art(data_dir: &Path, segment: &str) {
+    let (thumb, sprite) = art_paths(segment);
+    for p in [thumb, sprite] {
+        if let Err(e) = remove(&data_dir.join(&p)) {
+            tracing::warn!(path = %p, error = %e, "cannot remove a recording's art");
+        }
+    }
+}
+
 fn open_dir(data: &Path) -> PathBuf {
     data.join("recordings").join(".open")
 }
@@ -605,6 +622,7 @@ pub async fn reconcile(data_dir: &Path, store: &dyn Store) -> Result<ReconcileRe
             store.apply(Mutation::DeleteRecording(r.id).into()).await?;
         }
         remove(&path)?;
+        remove_art(data_dir, &rel);
         report.trashed += 1;
     }
     Ok(report)
@@ -632,6 +650,7 @@ pub async fn delete_recording(data_dir: &Path, store: &dyn Store, rec: &Recordin
     if moved {
         remove(&dst)?;
     }
+    remove_art(data_dir, &rec.path);
     Ok(())
 }
 
