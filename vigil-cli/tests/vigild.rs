@@ -112,9 +112,28 @@ fn cameras_from_the_file_and_from_the_api_come_back_after_a_restart() {
         Some(r#"{"name": "Porch", "url": "synthetic:320x240@5"}"#),
     );
     assert_eq!(st, 201, "{v}");
+    // Disarmed, with a disk budget set through the API: both outlive the restart.
+    let (st, v) = http("POST", &format!("{base}/api/disarm"), Some("{}"));
+    assert_eq!((st, &v["armed"]), (200, &serde_json::json!(false)), "{v}");
+    let (st, v) = http(
+        "POST",
+        &format!("{base}/storage/configure"),
+        Some(r#"{"enabled": true, "max_percent": 77}"#),
+    );
+    assert_eq!(st, 200, "{v}");
     stop(child);
 
     let child = start_with(&data, port, &config);
+    let (_, v) = http("GET", &format!("{base}/api/arming"), None);
+    assert_eq!(v["armed"], false, "{v}");
+    let (_, v) = http("GET", &format!("{base}/storage/status"), None);
+    assert_eq!(
+        (&v["threshold"], &v["enabled"]),
+        (&serde_json::json!(77.0), &serde_json::json!(true)),
+        "{v}"
+    );
+    let (st, _) = http("POST", &format!("{base}/api/arm"), Some("{}"));
+    assert_eq!(st, 200);
     let (_, v) = http("GET", &format!("{base}/api/cameras"), None);
     let ids: Vec<&str> = v["cameras"]
         .as_array()

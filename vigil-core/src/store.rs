@@ -75,6 +75,16 @@ pub enum Mutation {
     DeleteQuietHours(QuietHoursId),
     /// Replace the notification preferences.
     PutNotificationPreferences(Box<NotificationPreferences>),
+    /// Save a setting changed at run time (arming, the disk budget): `value` is JSON text,
+    /// read back with [`Store::setting`].
+    PutSetting {
+        /// Its name, 1 to 200 bytes (`arming`, `storage.budget`).
+        key: String,
+        /// JSON text.
+        value: String,
+    },
+    /// Forget a setting.
+    DeleteSetting(String),
     /// Append an audit entry.
     PutAudit(Box<AuditEntry>),
     /// Append a log entry.
@@ -117,6 +127,14 @@ impl Mutation {
                 validate_name("resource type", &a.resource_type)
             }
             Mutation::PutLog(l) => validate_name("log source", &l.source),
+            Mutation::PutSetting { key, .. } | Mutation::DeleteSetting(key) => {
+                if key.is_empty() || key.len() > 200 {
+                    return Err(crate::Error::invalid(format!(
+                        "setting name {key:?} must be 1 to 200 bytes"
+                    )));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -210,6 +228,8 @@ pub trait Store: Send + Sync + 'static {
     async fn quiet_hours(&self) -> Result<Vec<QuietHours>>;
     /// The notification preferences (defaults when never set).
     async fn notification_preferences(&self) -> Result<NotificationPreferences>;
+    /// A setting saved with [`Mutation::PutSetting`] (JSON text); `None` when never set.
+    async fn setting(&self, key: &str) -> Result<Option<String>>;
 
     // --- events
     /// One event.

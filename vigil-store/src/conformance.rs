@@ -1583,4 +1583,41 @@ pub async fn config_records(open: &impl Opener) {
     assert!(store.triggers().await.unwrap().is_empty());
     assert!(store.api_keys().await.unwrap().is_empty());
     assert!(store.quiet_hours().await.unwrap().is_empty());
+
+    // Settings: set, replaced, kept apart by name, forgotten; bad names refused.
+    let put = |k: &str, v: &str| Mutation::PutSetting {
+        key: k.into(),
+        value: v.into(),
+    };
+    assert_eq!(store.setting("arming").await.unwrap(), None);
+    store.apply(put("arming", "true").into()).await.unwrap();
+    store
+        .apply(
+            [
+                put("arming", "false"),
+                put("storage.budget", "{\"max_bytes\":5}"),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.setting("arming").await.unwrap().as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        store.setting("storage.budget").await.unwrap().as_deref(),
+        Some("{\"max_bytes\":5}")
+    );
+    store
+        .apply(Mutation::DeleteSetting("arming".into()).into())
+        .await
+        .unwrap();
+    assert_eq!(store.setting("arming").await.unwrap(), None);
+    assert!(store.apply(put("", "1").into()).await.is_err());
+    assert!(store
+        .apply(put(&"k".repeat(201), "1").into())
+        .await
+        .is_err());
 }

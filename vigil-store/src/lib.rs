@@ -115,6 +115,7 @@ mod cfg {
     pub const ALERT_RULE: u8 = 5;
     pub const QUIET_HOURS: u8 = 6;
     pub const NOTIFICATIONS: u8 = 7;
+    pub const SETTING: u8 = 8;
 }
 
 struct Tables {
@@ -420,6 +421,10 @@ impl Tables {
             M::PutNotificationPreferences(x) => {
                 self.put_config(wtxn, cfg::NOTIFICATIONS, &[], x)?
             }
+            M::PutSetting { key, value } => {
+                self.put_config(wtxn, cfg::SETTING, key.as_bytes(), value)?
+            }
+            M::DeleteSetting(key) => self.delete_config(wtxn, cfg::SETTING, key.as_bytes())?,
             M::PutEvent(x) => self.events.put(wtxn, x, d)?,
             M::DeleteEvent(id) => drop(self.events.delete(wtxn, id.0, d)?),
             M::PutDetection(x) => self.detections.put(wtxn, x, d)?,
@@ -719,6 +724,12 @@ impl Store for LmdbStore {
                 .unwrap_or_default())
         })
         .await
+    }
+
+    async fn setting(&self, key: &str) -> vigil_core::Result<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |t, r| t.get_config(r, cfg::SETTING, key.as_bytes()))
+            .await
     }
 
     async fn event(&self, id: EventId) -> vigil_core::Result<Option<Event>> {

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::id::{CameraId, EventId, IdGenerator};
 use crate::media::Camera;
 use crate::model::CameraConfig;
-use crate::store::Store;
+use crate::store::{Mutation, Store};
 use crate::time::Clocks;
 
 /// Builds the [`Camera`] for a configuration: the embedding program decides which sources it
@@ -147,11 +147,23 @@ impl Nvr {
             tracing::info!(?report, "recordings reconciled after an unclean stop");
         }
         let ids = Arc::new(IdGenerator::new(store.max_id().await?));
+        // What was set through the API outlives a restart and wins over the options.
+        let mut budget = opts.budget;
+        if let Some(saved) = saved::<DiskBudget>(&*store, BUDGET_SETTING).await? {
+            if saved != budget {
+                tracing::info!(?saved, configured = ?budget, "using the disk budget set through the API");
+            }
+            budget = saved;
+        }
+        let triggers = Arc::new(Triggers::default());
+        if let Some(armed) = saved::<bool>(&*store, ARMING_SETTING).await? {
+            triggers.set_armed(armed);
+        }
         let retention = Arc::new(Retention::new(
             data_dir,
             store.clone(),
             clocks.clone(),
-            opts.budget,
+            budget,
         ));
         let r = retention.clone();
         let every = opts.retention_interval;
@@ -177,7 +189,7 @@ impl Nvr {
             cameras: Mutex::new(BTreeMap::new()),
             analyzers: opts.analyzers,
             live: Arc::new(LiveHub::new()),
-            triggers: Arc::new(Triggers::default()),
+            triggers,
         };
         for cfg in store.cameras().await? {
             nvr.put_camera(&cfg).await;
@@ -292,6 +304,21 @@ impl Nvr {
     /// Trigger states and arming.
     pub fn triggers(&self) -> &Arc<Triggers> {
         &self.triggers
+    }
+
+    /// Arms or disarms the triggers and saves the choice, which holds across restarts.
+    pub async fn set_armed(&self, armed: bool) -> Result<()> {
+        save(&*self.store, ARMING_SETTING, &armed).await?;
+        self.triggers.set_armed(armed);
+        Ok(())
+    }
+
+    /// Sets the recordings' disk budget and saves it: at the next start it wins over
+    /// [`NvrOptions::budget`] (the configuration file's).
+    pub async fn set_budget(&self, budget: DiskBudget) -> Result<()> {
+        save(&*self.store, BUDGET_SETTING, &budget).await?;
+        self.retention.set_budget(budget);
+        Ok(())
     }
 
     /// `trigger` fires: while armed, an event opens on each of its cameras (all cameras when
@@ -415,6 +442,39 @@ impl Nvr {
             if let Some(t) = e.task {
                 t.stop().await;
             }
+        }
+    }
+}
+
+/// The store's setting of arming (JSON `true`/`false`).
+const ARMING_SETTING: &str = "arming";
+/// The store's setting of the disk budget (a [`DiskBudget`] as JSON).
+const BUDGET_SETTING: &str = "storage.budget";
+
+async fn save(store: &dyn Store, key: &str, v: &impl serde::Serialize) -> Result<()> {
+    let value = serde_json::to_string(v)
+        .map_err(|e| crate::Error::internal(format!("encoding setting {key}: {e}")))?;
+    store
+        .apply(
+            Mutation::PutSetting {
+                key: key.to_owned(),
+                value,
+            }
+            .into(),
+        )
+        .await
+}
+
+/// A saved setting; one that no longer parses is logged and ignored (the default applies).
+async fn saved<T: serde::de::DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>> {
+    let Some(text) = store.setting(key).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_str(&text) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "ignoring a saved setting that does not parse");
+            Ok(None)
         }
     }
 }

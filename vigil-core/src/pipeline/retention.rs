@@ -32,7 +32,7 @@ use crate::time::{Clocks, Timestamp};
 const DAY_US: i64 = 86_400_000_000;
 
 /// Limits on the space recordings take.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct DiskBudget {
     /// Most bytes all recordings together may use.
     pub max_bytes: Option<u64>,

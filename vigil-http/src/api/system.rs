@@ -678,7 +678,8 @@ struct StorageConfig {
     max_bytes: Option<u64>,
 }
 
-fn apply_budget(
+/// Applies a storage change to the running budget and saves it (it outlives a restart).
+async fn apply_budget(
     nvr: &vigil_core::pipeline::Nvr,
     c: &StorageConfig,
     loc: &[&str],
@@ -704,14 +705,14 @@ fn apply_budget(
         // picam's default threshold.
         b.max_percent = Some(85.0);
     }
-    nvr.retention().set_budget(b.clone());
+    nvr.set_budget(b.clone()).await?;
     Ok(b)
 }
 
 async fn configure_storage(ctx: Ctx) -> Reply {
     let nvr = ctx.state.need_nvr("storage settings")?;
     let c: StorageConfig = ctx.json()?;
-    apply_budget(nvr, &c, &[])?;
+    apply_budget(nvr, &c, &[]).await?;
     let s = nvr.retention().storage().await?;
     ok(&storage_json(&s))
 }
@@ -950,7 +951,7 @@ async fn patch_system_config(ctx: Ctx) -> Reply {
     let p: ConfigPatch = ctx.json()?;
     if let Some(s) = &p.storage {
         let nvr = ctx.state.need_nvr("storage settings")?;
-        apply_budget(nvr, s, &["storage"])?;
+        apply_budget(nvr, s, &["storage"]).await?;
     }
     system_config(ctx).await
 }

@@ -415,17 +415,17 @@ struct ArmingBody {
 
 async fn set_arming(ctx: Ctx) -> Reply {
     let b: ArmingBody = ctx.json()?;
-    ctx.state.need_nvr("arming")?.triggers().set_armed(b.armed);
+    ctx.state.need_nvr("arming")?.set_armed(b.armed).await?;
     ok(&json!({"armed": b.armed}))
 }
 
 async fn arm(ctx: Ctx) -> Reply {
-    ctx.state.need_nvr("arming")?.triggers().set_armed(true);
+    ctx.state.need_nvr("arming")?.set_armed(true).await?;
     ok(&json!({"armed": true}))
 }
 
 async fn disarm(ctx: Ctx) -> Reply {
-    ctx.state.need_nvr("arming")?.triggers().set_armed(false);
+    ctx.state.need_nvr("arming")?.set_armed(false).await?;
     ok(&json!({"armed": false}))
 }
 
