@@ -19,7 +19,9 @@ async fn vigild_records_its_demo_camera() {
     let data = dir.path().join("data");
     let port = free_port();
     let child = start(&data, port);
-    std::thread::sleep(Duration::from_secs(13));
+    let started = Instant::now();
+    timelapse_through_the_api(&format!("http://127.0.0.1:{port}"), &data);
+    std::thread::sleep(Duration::from_secs(13).saturating_sub(started.elapsed()));
     stop(child);
     let child = start(&data, port);
     std::thread::sleep(Duration::from_secs(3));
@@ -183,4 +185,76 @@ fn cameras_from_the_file_and_from_the_api_come_back_after_a_restart() {
     let (_, v) = http("GET", &format!("{base}/api/cameras"), None);
     assert_eq!(v["count"], 1);
     stop(child);
+}
+
+/// picam's timelapse routes on the demo camera: a frame is taken at once, the video plays,
+/// byte ranges work, and only timelapse videos can be deleted.
+fn timelapse_through_the_api(base: &str, data: &std::path::Path) {
+    let (st, v) = http(
+        "POST",
+        &format!("{base}/timelapse/configure"),
+        Some(r#"{"enabled": true, "interval_minutes": 1, "fps": 5, "resolution": "320:240"}"#),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (&v["camera"], &v["resolution"]),
+        (&serde_json::json!("demo"), &serde_json::json!("320:240"))
+    );
+    let (st, v) = http(
+        "POST",
+        &format!("{base}/timelapse/configure"),
+        Some(r#"{"interval_minutes": 90}"#),
+    );
+    assert_eq!(st, 422, "{v}");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = http("GET", &format!("{base}/timelapse/status"), None);
+        if v["today_frame_count"].as_u64().unwrap_or(0) >= 1 {
+            assert!(v["last_capture"].is_string(), "{v}");
+            break;
+        }
+        assert!(Instant::now() < end, "no timelapse frame: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (st, v) = http("POST", &format!("{base}/timelapse/stop"), Some("{}"));
+    assert_eq!((st, &v["enabled"]), (200, &serde_json::json!(false)), "{v}");
+    let (_, list) = http("GET", &format!("{base}/timelapse"), None);
+    let videos = list.as_array().unwrap();
+    assert_eq!(videos.len(), 1, "{list}");
+    let path = videos[0]["path"].as_str().unwrap().to_owned();
+    assert!(path.starts_with(data.to_str().unwrap()), "{path}");
+    assert!(videos[0]["thumbnail"].is_string(), "{list}");
+    let url = format!("{base}/timelapse/video?path={}", path.replace('/', "%2F"));
+    let mut resp = ureq::get(&url).call().unwrap();
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    let body = resp.body_mut().read_to_vec().unwrap();
+    assert_eq!(body, std::fs::read(&path).unwrap());
+    let probe = vigil_core::testing::ffprobe(std::path::Path::new(&path));
+    assert_eq!((probe.width, probe.height, probe.frames), (320, 240, 1));
+    let mut part = ureq::get(&url)
+        .header("range", "bytes=4-11")
+        .call()
+        .unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.body_mut().read_to_vec().unwrap(), body[4..12]);
+    for bad in [
+        "/etc/passwd",
+        "recordings/demo/x.mp4",
+        "timelapse/demo/../../x.mp4",
+    ] {
+        let (st, v) = http(
+            "POST",
+            &format!("{base}/timelapse/delete"),
+            Some(&serde_json::json!({ "path": bad }).to_string()),
+        );
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
+    let (st, v) = http(
+        "POST",
+        &format!("{base}/timelapse/delete"),
+        Some(&serde_json::json!({ "path": path }).to_string()),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (_, list) = http("GET", &format!("{base}/timelapse"), None);
+    assert_eq!(list, serde_json::json!([]));
 }

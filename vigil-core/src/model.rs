@@ -546,6 +546,24 @@ impl CameraConfig {
                 self.id, self.timelapse.interval_minutes
             )));
         }
+        if !(1..=60).contains(&self.timelapse.fps) {
+            return Err(Error::invalid(format!(
+                "camera {}: timelapse fps {} is outside 1..=60",
+                self.id, self.timelapse.fps
+            )));
+        }
+        if let Some((w, h)) = self.timelapse.resolution {
+            if !(16..=3840).contains(&w)
+                || !(16..=2160).contains(&h)
+                || !w.is_multiple_of(2)
+                || !h.is_multiple_of(2)
+            {
+                return Err(Error::invalid(format!(
+                    "camera {}: timelapse resolution {w}x{h} must be even, 16x16 to 3840x2160",
+                    self.id
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -917,9 +935,9 @@ pub struct TimelapseFrame {
     pub camera: CameraId,
     /// When it was captured.
     pub time: Timestamp,
-    /// The JPEG, relative to the data directory.
+    /// The timelapse video it went into, relative to the data directory.
     pub path: String,
-    /// File size.
+    /// Size of the encoded frame.
     pub size_bytes: u64,
 }
 

@@ -37,6 +37,7 @@
 pub mod analyzer;
 pub mod art;
 pub mod decode;
+pub mod encode;
 pub mod events;
 pub mod image;
 pub mod motion;
@@ -44,6 +45,7 @@ mod nn;
 pub mod registry;
 pub mod render;
 mod synthetic;
+pub mod timelapse;
 pub mod tracker;
 pub mod yolo;
 
@@ -58,5 +60,6 @@ pub use registry::{
 };
 pub use render::{render, render_live, Annotation, Overlays, SnapshotStyle};
 pub use synthetic::SyntheticCamera;
+pub use timelapse::{Timelapse, TimelapseStatus, TimelapseVideo};
 pub use tracker::{filter_detections, ObjectTracker, TrackerOptions};
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};

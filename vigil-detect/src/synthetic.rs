@@ -5,15 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::encode::H264Encoder;
 use async_trait::async_trait;
-use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
-    UsageType,
-};
-use openh264::formats::YUVSlices;
-use openh264::OpenH264API;
 use tokio::sync::mpsc;
-use vigil_core::h264::{self, NAL_PPS, NAL_SPS};
 use vigil_core::{
     Camera, CameraId, Clocks, Error, Result, StreamRole, Timestamp, VideoFrame, VideoParams,
     VideoStream,
@@ -113,10 +107,6 @@ impl VideoStream for SyntheticStream {
     }
 }
 
-fn encoder_error(e: openh264::Error) -> Error {
-    Error::internal(format!("H.264 encoder: {e}"))
-}
-
 /// Draws, encodes and sends frames until the receiver goes away.
 fn produce(
     w: u32,
@@ -126,65 +116,26 @@ fn produce(
     tx: &mpsc::Sender<Result<VideoFrame>>,
 ) -> Result<()> {
     let bitrate = (u64::from(w) * u64::from(h) * u64::from(fps) / 8).clamp(200_000, 8_000_000);
-    let cfg = EncoderConfig::new()
-        .usage_type(UsageType::CameraVideoRealTime)
-        .rate_control_mode(RateControlMode::Bitrate)
-        .bitrate(BitRate::from_bps(bitrate as u32))
-        .max_frame_rate(FrameRate::from_hz(fps as f32))
-        .skip_frames(false)
-        .intra_frame_period(IntraFramePeriod::from_num_frames(2 * fps))
-        .num_threads(1);
-    let mut enc =
-        Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(encoder_error)?;
+    let mut enc = H264Encoder::new(w, h, fps, bitrate as u32, 2 * fps)?;
     let mut scene = Scene::new(w as usize, h as usize);
     let tick = 90_000 / i64::from(fps);
     let started = Instant::now();
-    let mut params: Option<Arc<VideoParams>> = None;
     for n in 0i64.. {
         let due = started + Duration::from_micros((n * tick * 100 / 9) as u64);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
         scene.draw(n as f64 / f64::from(fps));
-        let (wi, hi) = (w as usize, h as usize);
-        let yuv = YUVSlices::new(
-            (&scene.y, &scene.u, &scene.v),
-            (wi, hi),
-            (wi, wi / 2, wi / 2),
-        );
-        let bs = enc.encode(&yuv).map_err(encoder_error)?;
-        if bs.frame_type() == FrameType::Skip {
+        let Some(e) = enc.encode(&scene.y, &scene.u, &scene.v)? else {
             continue;
-        }
-        let annexb = bs.to_vec();
-        let is_key = bs.frame_type() == FrameType::IDR;
-        let nals = h264::split_annexb(&annexb);
-        let mut new_params = None;
-        let sps = nals.iter().find(|n| h264::nal_type(n) == NAL_SPS);
-        let pps = nals.iter().find(|n| h264::nal_type(n) == NAL_PPS);
-        if let (Some(s), Some(p)) = (sps, pps) {
-            let vp = h264::video_params(s, p)?;
-            if params.as_deref() != Some(&vp) {
-                let vp = Arc::new(vp);
-                params = Some(vp.clone());
-                new_params = Some(vp);
-            }
-        }
-        if params.is_none() {
-            continue;
-        }
-        let data = h264::to_avc(
-            nals.iter()
-                .copied()
-                .filter(|n| !matches!(h264::nal_type(n), NAL_SPS | NAL_PPS)),
-        );
+        };
         let pts = n * tick;
         let frame = VideoFrame {
             pts_90k: pts,
             time: Timestamp(wall.0 + pts * 100 / 9),
-            is_key,
-            data: Arc::from(data),
-            new_params,
+            is_key: e.is_key,
+            data: Arc::from(e.data),
+            new_params: e.new_params.then_some(e.params),
         };
         if tx.blocking_send(Ok(frame)).is_err() {
             break;

@@ -62,6 +62,15 @@ impl ApiError {
         ApiError::field(vec!["path".into(), name.into()], msg, "value_error")
     }
 
+    /// 422: a required field is missing (`place` is `query` or `body`).
+    pub fn missing(place: &str, field: &str) -> Self {
+        ApiError::field(
+            vec![place.into(), field.into()],
+            "field required",
+            "missing",
+        )
+    }
+
     /// 422 for a body field (`path` are the names under `body`).
     pub fn body(path: &[&str], msg: impl Into<String>) -> Self {
         let mut loc: Vec<Value> = vec!["body".into()];

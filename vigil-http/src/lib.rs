@@ -79,6 +79,7 @@ struct Inner {
     started: Instant,
     mjpeg: Arc<api::live::MjpegHub>,
     detectors: Option<Arc<vigil_detect::DetectorRegistry>>,
+    timelapse: Option<Arc<vigil_detect::Timelapse>>,
     sampler: Arc<api::system::Sampler>,
     /// Ids for records the server makes when no running system gives them.
     ids: Arc<tokio::sync::OnceCell<Arc<vigil_core::IdGenerator>>>,
@@ -95,6 +96,7 @@ impl Inner {
             started: Instant::now(),
             mjpeg: Arc::default(),
             detectors: None,
+            timelapse: None,
             sampler: Arc::default(),
             ids: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
@@ -138,6 +140,20 @@ impl AppState {
         AppState {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same state, serving `timelapse`'s settings and videos (picam's `/timelapse`).
+    pub fn with_timelapse(self, timelapse: Arc<vigil_detect::Timelapse>) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.timelapse = Some(timelapse);
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The timelapse service, when there is one.
+    pub fn timelapse(&self) -> Option<&Arc<vigil_detect::Timelapse>> {
+        self.inner.timelapse.as_ref()
     }
 
     /// The detectors, when known.

@@ -84,6 +84,12 @@ impl Ctx {
             .map(|(_, v)| v.into_owned())
     }
 
+    /// A query parameter that must be there; 422 when it is not.
+    pub fn required_query(&self, name: &str) -> Result<String, ApiError> {
+        self.query_value(name)
+            .ok_or_else(|| ApiError::missing("query", name))
+    }
+
     /// The body as JSON of type `T`; 422 locating the field that is wrong.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {

@@ -134,7 +134,8 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             let (logs, store, ids) = (logs.clone(), store.clone(), nvr.ids().clone());
             tokio::spawn(async move { logs.run(store, ids).await });
         }
-        // Thumbnails and hover-scrub sprite sheets of finished recordings.
+        // Thumbnails and hover-scrub sprite sheets of finished recordings. `stop_art` also
+        // stops the timelapse task below.
         let (stop_art, stop) = tokio::sync::watch::channel(false);
         let art = tokio::spawn(vigil_detect::run_art(
             store.clone(),
@@ -143,13 +144,24 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             vigil_detect::ArtOptions::default(),
             stop,
         ));
+        // Timelapse frames of the cameras that ask for them.
+        let timelapse = vigil_detect::Timelapse::new(
+            store.clone(),
+            nvr.live().clone(),
+            nvr.clocks().clone(),
+            nvr.ids().clone(),
+            data_dir.clone(),
+        );
+        let timelapse_task = tokio::spawn(timelapse.clone().run(stop_art.subscribe()));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         vigil_http::serve(
             listener,
-            vigil_http::AppState::with_nvr(store, nvr.clone()).with_detectors(registry),
+            vigil_http::AppState::with_nvr(store, nvr.clone())
+                .with_detectors(registry)
+                .with_timelapse(timelapse),
             shutdown_signal(),
         )
         .await;
@@ -157,6 +169,9 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
         nvr.stop().await;
         if art.await.is_err() {
             tracing::error!("the recording art task panicked");
+        }
+        if timelapse_task.await.is_err() {
+            tracing::error!("the timelapse task panicked");
         }
         tracing::info!("vigild stopped");
         Ok(())

@@ -231,6 +231,31 @@ pub(crate) async fn camera_of(ctx: &Ctx) -> Result<CameraConfig, ApiError> {
     camera_by_name(ctx, ctx.param("camera")).await
 }
 
+/// A body naming a camera, or none (`{}` or no body at all).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CameraBody {
+    pub(crate) camera: Option<String>,
+}
+
+/// The camera named, or the first enabled one (the single-camera documents name none).
+pub(crate) async fn camera_or_first(
+    ctx: &Ctx,
+    name: Option<&str>,
+) -> Result<CameraConfig, ApiError> {
+    match name {
+        Some(n) => camera_by_name(ctx, n).await,
+        None => ctx
+            .state
+            .store()
+            .cameras()
+            .await?
+            .into_iter()
+            .find(|c| c.enabled)
+            .ok_or_else(|| ApiError::not_found("no camera is configured")),
+    }
+}
+
 pub(crate) async fn camera_by_name(ctx: &Ctx, name: &str) -> Result<CameraConfig, ApiError> {
     let id = CameraId::new(name)
         .map_err(|_| ApiError::not_found(format!("camera {name:?} not found")))?;
@@ -280,11 +305,7 @@ fn invalid(e: vigil_core::Error) -> ApiError {
 async fn create_camera(ctx: Ctx) -> Reply {
     let spec = spec_of(&ctx)?;
     if spec.url.is_none() {
-        return Err(ApiError::field(
-            vec!["body".into(), "url".into()],
-            "field required",
-            "missing",
-        ));
+        return Err(ApiError::missing("body", "url"));
     }
     let id = spec
         .id()
@@ -552,13 +573,7 @@ async fn put_monitor(ctx: Ctx) -> Reply {
 }
 
 async fn delete_monitor(ctx: Ctx) -> Reply {
-    let Some(id) = ctx.query_value("id") else {
-        return Err(ApiError::field(
-            vec!["query".into(), "id".into()],
-            "field required",
-            "missing",
-        ));
-    };
+    let id = ctx.required_query("id")?;
     let cfg = camera_by_name(&ctx, &id).await?;
     remove(&ctx, &cfg).await?;
     ok(&serde_json::json!({"deleted": cfg.id}))

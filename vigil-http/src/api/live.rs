@@ -19,7 +19,7 @@ use vigil_core::pipeline::{LiveFrame, LiveHub};
 use vigil_core::{CameraConfig, CameraId};
 use vigil_detect::{render_live, Overlays};
 
-use super::cameras::{camera_by_name, camera_of};
+use super::cameras::{camera_of, camera_or_first};
 use super::{flag, number, GET};
 use crate::error::ApiError;
 use crate::reply::{bytes, ChannelBody, Reply};
@@ -335,20 +335,11 @@ async fn mjpeg(ctx: Ctx) -> Reply {
 /// SpectraX's stream: `?path=` names the camera (`video/<id>` or `<id>`), the first camera
 /// when absent; its overlays are on unless asked off.
 async fn video_stream(ctx: Ctx) -> Reply {
-    let cfg = match ctx.query_value("path") {
-        Some(p) => {
-            let id = p.trim_start_matches('/');
-            let id = id.strip_prefix("video/").unwrap_or(id);
-            camera_by_name(&ctx, id).await?
-        }
-        None => ctx
-            .state
-            .store()
-            .cameras()
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::not_found("no camera is configured"))?,
-    };
+    let path = ctx.query_value("path");
+    let id = path.as_deref().map(|p| {
+        let id = p.trim_start_matches('/');
+        id.strip_prefix("video/").unwrap_or(id)
+    });
+    let cfg = camera_or_first(&ctx, id).await?;
     stream(&ctx, cfg, true).await
 }

@@ -12,6 +12,7 @@ mod media;
 mod recordings;
 mod snapshots;
 pub(crate) mod system;
+mod timelapse;
 mod triggers;
 mod unsupported;
 
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> Router {
     media::routes(&mut r);
     analytics::routes(&mut r);
     snapshots::routes(&mut r);
+    timelapse::routes(&mut r);
     logs::routes(&mut r);
     triggers::routes(&mut r);
     unsupported::routes(&mut r);

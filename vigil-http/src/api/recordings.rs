@@ -347,13 +347,7 @@ pub(super) fn picam_routes(r: &mut Router) {
 }
 
 async fn by_video_path(ctx: &Ctx) -> Result<Recording, ApiError> {
-    let Some(given) = ctx.query_value("video_path") else {
-        return Err(ApiError::field(
-            vec!["query".into(), "video_path".into()],
-            "field required",
-            "missing",
-        ));
-    };
+    let given = ctx.required_query("video_path")?;
     let rel = match (ctx.state.data_dir(), std::path::Path::new(&given)) {
         (Some(d), p) if p.is_absolute() => p
             .strip_prefix(d)

@@ -14,7 +14,7 @@ use vigil_core::{
 };
 use vigil_detect::{render_live, Overlays};
 
-use super::cameras::camera_by_name;
+use super::cameras::{camera_by_name, camera_or_first, CameraBody};
 use super::{GET, POST};
 use crate::error::ApiError;
 use crate::reply::{file, json as json_reply, ok, Reply};
@@ -58,25 +58,9 @@ pub(super) fn routes(r: &mut Router) {
     );
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CaptureBody {
-    camera: Option<String>,
-}
-
 async fn capture(ctx: Ctx) -> Reply {
-    let body: CaptureBody = ctx.json_or_default()?;
-    let cfg = match body.camera {
-        Some(c) => camera_by_name(&ctx, &c).await?,
-        None => ctx
-            .state
-            .store()
-            .cameras()
-            .await?
-            .into_iter()
-            .find(|c| c.enabled)
-            .ok_or_else(|| ApiError::not_found("no camera is configured"))?,
-    };
+    let body: CameraBody = ctx.json_or_default()?;
+    let cfg = camera_or_first(&ctx, body.camera.as_deref()).await?;
     capture_from(&ctx, cfg).await
 }
 
@@ -203,13 +187,7 @@ fn checked(dir: &Path, given: &str) -> Option<PathBuf> {
 
 async fn image(ctx: Ctx) -> Reply {
     let dir = ctx.state.need_data_dir()?.to_owned();
-    let Some(given) = ctx.query_value("path") else {
-        return Err(ApiError::field(
-            vec!["query".into(), "path".into()],
-            "field required",
-            "missing",
-        ));
-    };
+    let given = ctx.required_query("path")?;
     let Some(path) = checked(&dir, &given) else {
         return Err(ApiError::not_found(format!("no snapshot {given:?}")));
     };

@@ -299,13 +299,10 @@ async fn by_name(ctx: &Ctx, name: &str) -> Result<Option<Trigger>, ApiError> {
 
 async fn create(ctx: Ctx) -> Reply {
     let b: TriggerBody = ctx.json()?;
-    let name = b.name.clone().ok_or_else(|| {
-        ApiError::field(
-            vec!["body".into(), "name".into()],
-            "field required",
-            "missing",
-        )
-    })?;
+    let name = b
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::missing("body", "name"))?;
     if by_name(&ctx, &name).await?.is_some() {
         return Err(ApiError::Status(
             StatusCode::CONFLICT,
@@ -442,11 +439,7 @@ async fn sensor(ctx: &Ctx) -> Result<Trigger, ApiError> {
 async fn sensor_configure(ctx: Ctx) -> Reply {
     let mut b: TriggerBody = ctx.json()?;
     let Some(ty) = b.sensor_type.clone() else {
-        return Err(ApiError::field(
-            vec!["body".into(), "type".into()],
-            "field required",
-            "missing",
-        ));
+        return Err(ApiError::missing("body", "type"));
     };
     // A GPIO sensor type is fired through its webhook by whatever reads the pin; `mock`
     // through /sensor/mock/*.
