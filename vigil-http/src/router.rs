@@ -63,6 +63,14 @@ impl Ctx {
             .unwrap_or("")
     }
 
+    /// The same request with the path parameter `name` set to `value` (for a route that
+    /// serves another's content under other names).
+    pub(crate) fn with_param(mut self, name: &str, value: String) -> Ctx {
+        self.params.retain(|(k, _)| k != name);
+        self.params.push((name.to_owned(), value));
+        self
+    }
+
     /// A path parameter parsed as `T`: 422 naming it when it does not parse.
     pub fn param_as<T: FromStr>(&self, name: &str) -> Result<T, ApiError> {
         let v = self.param(name);

@@ -65,6 +65,16 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Va
             .header("content-type", "application/json")
             .send(b)
             .unwrap(),
+        ("PATCH", Some(b)) => agent
+            .patch(url)
+            .header("content-type", "application/json")
+            .send(b)
+            .unwrap(),
+        ("PUT", Some(b)) => agent
+            .put(url)
+            .header("content-type", "application/json")
+            .send(b)
+            .unwrap(),
         ("DELETE", _) => agent.delete(url).call().unwrap(),
         _ => agent.get(url).call().unwrap(),
     };
@@ -74,4 +84,31 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Va
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// GET `url`: the status, the content type and the body's bytes.
+pub fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = req.call().unwrap();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_vec()
+        .unwrap();
+    (status, ct, body)
 }

@@ -177,7 +177,7 @@ async fn thumbnail_of(ctx: &Ctx, e: &Event) -> Reply {
     file(&path, "image/jpeg", &ctx.headers).await
 }
 
-async fn event_thumbnail(ctx: Ctx) -> Reply {
+pub(super) async fn event_thumbnail(ctx: Ctx) -> Reply {
     let e = event_of(&ctx).await?;
     thumbnail_of(&ctx, &e).await
 }
@@ -236,13 +236,13 @@ async fn clip_of(ctx: &Ctx, e: &Event) -> Reply {
     serve_clip(ctx, w, reader).await
 }
 
-async fn event_clip(ctx: Ctx) -> Reply {
+pub(super) async fn event_clip(ctx: Ctx) -> Reply {
     let e = event_of(&ctx).await?;
     clip_of(&ctx, &e).await
 }
 
 /// `<camera>-<id>.mp4` or `.jpg`: the camera may itself hold dashes, the id cannot.
-async fn frigate_clip(ctx: Ctx) -> Reply {
+pub(super) async fn frigate_clip(ctx: Ctx) -> Reply {
     let name = ctx.param("file").to_owned();
     let (stem, ext) = name
         .rsplit_once('.')
@@ -335,7 +335,7 @@ async fn detection_event(ctx: &Ctx) -> Result<(vigil_core::Detection, Event), Ap
     Ok((d, e))
 }
 
-async fn detection_image(ctx: Ctx) -> Reply {
+pub(super) async fn detection_image(ctx: Ctx) -> Reply {
     let d = detection_of(&ctx).await?;
     if let Some(p) = &d.image_path {
         return file(

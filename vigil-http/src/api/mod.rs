@@ -9,6 +9,7 @@ mod fastjson;
 pub(crate) mod live;
 mod logs;
 mod media;
+mod media_aliases;
 mod recordings;
 mod snapshots;
 pub(crate) mod system;
@@ -44,6 +45,7 @@ pub(crate) fn routes() -> Router {
     recordings::picam_routes(&mut r);
     live::routes(&mut r);
     media::routes(&mut r);
+    media_aliases::routes(&mut r);
     analytics::routes(&mut r);
     snapshots::routes(&mut r);
     timelapse::routes(&mut r);
