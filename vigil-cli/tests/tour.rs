@@ -316,6 +316,18 @@ async fn every_endpoint_family_answers_with_the_right_content() {
         200
     );
 
+    // --- pipeline latency (capture to stored, by stage) and the detectors' history
+    let (_, v) = get("/api/system/pipeline-latency");
+    let total = &v["cameras"]["front"]["total"];
+    assert!(total["samples"].as_u64().unwrap() > 0, "{v}");
+    assert!(total["p50_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        total["max_ms"].as_f64().unwrap() >= total["p95_ms"].as_f64().unwrap(),
+        "{v}"
+    );
+    let (st, v) = get("/api/system/model-zoo/latency/history");
+    assert_eq!((st, v["interval_seconds"].as_u64()), (200, Some(60)), "{v}");
+
     // --- logs, analytics, detections, entities
     let (_, v) = get("/api/logs?limit=5");
     assert!(!v["logs"].as_array().unwrap().is_empty(), "{v}");

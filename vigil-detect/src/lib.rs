@@ -56,7 +56,7 @@ pub use events::EventManager;
 pub use motion::{MotionDetector, MotionOptions, MotionResult};
 pub use registry::{
     Backend, DetectorBuilder, DetectorFigures, DetectorRegistry, DetectorSpec, DetectorStats,
-    Measured,
+    LatencyPoint, Measured,
 };
 pub use render::{render, render_live, Annotation, Overlays, SnapshotStyle};
 pub use synthetic::SyntheticCamera;

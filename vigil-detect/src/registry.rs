@@ -32,6 +32,27 @@ struct StatsInner {
     inference_ms: f64,
     /// Runs of the last [`WINDOW`]: when, and how many detections.
     recent: VecDeque<(Instant, usize)>,
+    /// The first run: when (monotonic and wall), the origin of the history's minutes.
+    anchor: Option<(Instant, vigil_core::Timestamp)>,
+    /// Per minute since the anchor, for the last [`HISTORY_MINUTES`]: (minute, runs, total
+    /// ms, longest ms).
+    history: VecDeque<(u64, u64, f64, f64)>,
+}
+
+/// Minutes of inference-time history kept.
+pub const HISTORY_MINUTES: u64 = 60;
+
+/// One minute of a detector's inference times.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LatencyPoint {
+    /// Start of the minute.
+    pub time: vigil_core::Timestamp,
+    /// Runs in it.
+    pub runs: u64,
+    /// Mean time of a run, in milliseconds.
+    pub mean_ms: f64,
+    /// Longest run, in milliseconds.
+    pub max_ms: f64,
 }
 
 /// Span of the per-second rates.
@@ -69,6 +90,28 @@ impl DetectorStats {
         s.images += images as u64;
         s.detections += found as u64;
         s.recent.push_back((now, found));
+        let (origin, _) = *s.anchor.get_or_insert_with(|| {
+            (
+                now,
+                vigil_core::Clocks::realtime(&vigil_core::RealClocks::default()),
+            )
+        });
+        let minute = now.duration_since(origin).as_secs() / 60;
+        match s.history.back_mut() {
+            Some(b) if b.0 == minute => {
+                b.1 += 1;
+                b.2 += ms;
+                b.3 = b.3.max(ms);
+            }
+            _ => s.history.push_back((minute, 1, ms, ms)),
+        }
+        while s
+            .history
+            .front()
+            .is_some_and(|b| b.0 + HISTORY_MINUTES <= minute)
+        {
+            s.history.pop_front();
+        }
         while s
             .recent
             .front()
@@ -76,6 +119,25 @@ impl DetectorStats {
         {
             s.recent.pop_front();
         }
+    }
+
+    /// Inference times per minute over the last hour, oldest first (minutes without runs are
+    /// left out).
+    pub fn history(&self) -> Vec<LatencyPoint> {
+        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((_, wall)) = s.anchor else {
+            return Vec::new();
+        };
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        s.history
+            .iter()
+            .map(|&(minute, runs, total, max)| LatencyPoint {
+                time: vigil_core::Timestamp(wall.0 + minute as i64 * 60_000_000),
+                runs,
+                mean_ms: round(total / runs.max(1) as f64),
+                max_ms: round(max),
+            })
+            .collect()
     }
 
     /// The figures now.
@@ -238,6 +300,17 @@ impl DetectorRegistry {
         self.detectors.keys().cloned().collect()
     }
 
+    /// Each model detector's inference times per minute over the last hour.
+    pub fn history(&self) -> BTreeMap<String, Vec<LatencyPoint>> {
+        self.detectors
+            .iter()
+            .filter_map(|(name, b)| match b {
+                Backend::Model(m) => Some((name.clone(), m.stats().history())),
+                Backend::Motion => None,
+            })
+            .collect()
+    }
+
     /// What each model detector is and its figures, by name.
     pub fn figures(&self) -> BTreeMap<String, (DetectorInfo, DetectorFigures)> {
         self.detectors
@@ -322,5 +395,22 @@ impl Detector for Measured {
         self.stats
             .record(started.elapsed(), n, found.iter().map(Vec::len).sum());
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_buckets_runs_by_minute() {
+        let stats = DetectorStats::default();
+        assert!(stats.history().is_empty());
+        for ms in [10, 20, 30] {
+            stats.record(Duration::from_millis(ms), 1, 0);
+        }
+        let h = stats.history();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!((h[0].runs, h[0].mean_ms, h[0].max_ms), (3, 20.0, 30.0));
     }
 }

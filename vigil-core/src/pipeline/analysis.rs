@@ -64,6 +64,97 @@ pub struct AnalysisStats {
     pub writes: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// Where analysed frames' time went over the last [`LATENCY_WINDOW`].
+    pub latency: PipelineLatency,
+}
+
+/// Span of the latency figures.
+pub const LATENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+/// Most frames the latency figures keep (5 minutes at 10 fps).
+const LATENCY_SAMPLES: usize = 3000;
+
+/// One stage's times over the window, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Frames measured.
+    pub samples: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Longest.
+    pub max_ms: f64,
+}
+
+/// Where an analysed frame's time goes, from its capture to its events being stored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PipelineLatency {
+    /// Capture to the start of its analysis: the network, the camera connection, the queue.
+    pub wait: LatencySummary,
+    /// Its analysis: decoding, motion, detection, tracking, events.
+    pub analyze: LatencySummary,
+    /// Storing what the analysis wrote (events, detections).
+    pub write: LatencySummary,
+    /// Capture to stored: what a push notification waits at least.
+    pub total: LatencySummary,
+}
+
+/// The recent frames' stage times.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyWindow {
+    /// (monotonic µs when measured, [wait, analyze, write] in ms).
+    samples: std::collections::VecDeque<(i64, [f32; 3])>,
+}
+
+impl LatencyWindow {
+    fn push(&mut self, now_us: i64, stages: [f32; 3]) {
+        self.samples.push_back((now_us, stages));
+        if self.samples.len() > LATENCY_SAMPLES {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The figures of the frames measured within [`LATENCY_WINDOW`] of `now_us`.
+    pub(crate) fn summary(&self, now_us: i64) -> PipelineLatency {
+        let since = now_us - LATENCY_WINDOW.as_micros() as i64;
+        let recent: Vec<[f32; 3]> = self
+            .samples
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, s)| *s)
+            .collect();
+        let stage = |f: &dyn Fn(&[f32; 3]) -> f32| {
+            let mut v: Vec<f64> = recent.iter().map(|s| f64::from(f(s))).collect();
+            summarize(&mut v)
+        };
+        PipelineLatency {
+            wait: stage(&|s| s[0]),
+            analyze: stage(&|s| s[1]),
+            write: stage(&|s| s[2]),
+            total: stage(&|s| s[0] + s[1] + s[2]),
+        }
+    }
+}
+
+fn summarize(v: &mut [f64]) -> LatencySummary {
+    if v.is_empty() {
+        return LatencySummary::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    LatencySummary {
+        samples: v.len() as u64,
+        mean_ms: round(v.iter().sum::<f64>() / v.len() as f64),
+        p50_ms: round(pct(0.5)),
+        p95_ms: round(pct(0.95)),
+        p99_ms: round(pct(0.99)),
+        max_ms: round(v[v.len() - 1]),
+    }
 }
 
 /// How far behind the camera the analysis may fall before frames are only decoded. Event-mode
@@ -103,6 +194,7 @@ pub(crate) async fn run(
     sinks: Sinks,
     clocks: Arc<dyn Clocks>,
     stats: Arc<Mutex<AnalysisStats>>,
+    latency: Arc<Mutex<LatencyWindow>>,
     camera: String,
 ) {
     let record = |stats: &Mutex<AnalysisStats>, r: &Result<usize>| {
@@ -129,10 +221,19 @@ pub(crate) async fn run(
         let r = if behind {
             analyzer.skip(&frame).map(|()| 0)
         } else {
+            let ms = |us: i64| (us.max(0) as f64 / 1e3) as f32;
+            let wait = ms(clocks.realtime().0.saturating_sub(frame.time.0));
+            let t0 = clocks.monotonic_us();
             match analyzer.analyze(&frame).await {
                 Ok(m) => {
                     in_progress.note(&m);
-                    apply(&*sinks.store, m).await
+                    let t1 = clocks.monotonic_us();
+                    let r = apply(&*sinks.store, m).await;
+                    let t2 = clocks.monotonic_us();
+                    if let Ok(mut l) = latency.lock() {
+                        l.push(t2, [wait, ms(t1 - t0), ms(t2 - t1)]);
+                    }
+                    r
                 }
                 Err(e) => Err(e),
             }
@@ -183,4 +284,37 @@ async fn apply(store: &dyn Store, mutations: Vec<Mutation>) -> Result<usize> {
         store.apply(Batch { mutations }).await?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles_over_the_window() {
+        let mut w = LatencyWindow::default();
+        // 100 frames: wait 1..=100 ms, analysis 10 ms, write 1 ms, one a second.
+        for i in 0..100i64 {
+            w.push(i * 1_000_000, [(i + 1) as f32, 10.0, 1.0]);
+        }
+        let s = w.summary(99 * 1_000_000);
+        assert_eq!(s.wait.samples, 100);
+        assert_eq!(
+            (s.wait.p50_ms, s.wait.p95_ms, s.wait.max_ms),
+            (51.0, 95.0, 100.0)
+        );
+        assert_eq!(s.wait.mean_ms, 50.5);
+        assert_eq!((s.analyze.p99_ms, s.write.mean_ms), (10.0, 1.0));
+        assert_eq!(s.total.max_ms, 111.0);
+        // Five minutes later only the frames since count; later still, none.
+        let s = w.summary(99 * 1_000_000 + LATENCY_WINDOW.as_micros() as i64 - 9_000_000);
+        assert_eq!(s.wait.samples, 10);
+        assert_eq!(s.wait.p50_ms, 96.0); // frames 91..=100: the upper median
+        assert_eq!(w.summary(1 << 50), PipelineLatency::default());
+        // The window keeps at most LATENCY_SAMPLES frames.
+        for i in 0..(LATENCY_SAMPLES as i64 + 10) {
+            w.push(200_000_000 + i, [1.0, 1.0, 1.0]);
+        }
+        assert_eq!(w.samples.len(), LATENCY_SAMPLES);
+    }
 }

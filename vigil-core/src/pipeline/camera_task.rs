@@ -35,6 +35,7 @@ pub struct CameraTask {
 struct Analysis {
     counters: SharedCounters,
     stats: Arc<Mutex<AnalysisStats>>,
+    latency: Arc<Mutex<analysis::LatencyWindow>>,
     sup: tokio::task::JoinHandle<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -110,6 +111,7 @@ impl CameraTask {
     ) {
         let counters = Arc::new(Mutex::new(StreamCounters::default()));
         let stats = Arc::new(Mutex::new(AnalysisStats::default()));
+        let latency = Arc::new(Mutex::new(analysis::LatencyWindow::default()));
         let (tx, rx) = mpsc::channel(32);
         let camera_name = camera.id().to_string();
         let sup = tokio::spawn(supervise::<AnalysisInput>(
@@ -130,11 +132,13 @@ impl CameraTask {
             },
             self.clocks.clone(),
             stats.clone(),
+            latency.clone(),
             camera_name,
         ));
         self.analysis = Some(Analysis {
             counters,
             stats,
+            latency,
             sup,
             task,
         });
@@ -149,7 +153,10 @@ impl CameraTask {
             .lock()
             .map(|mut c| c.snapshot(now))
             .unwrap_or_default();
-        let stats = a.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut stats = a.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        if let Ok(l) = a.latency.lock() {
+            stats.latency = l.summary(now);
+        }
         Some((stream, stats))
     }
 

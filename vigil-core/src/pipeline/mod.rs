@@ -12,7 +12,8 @@ pub mod supervisor;
 pub mod triggers;
 
 pub use analysis::{
-    AnalysisContext, AnalysisInput, AnalysisStats, AnalyzerFactory, FrameAnalyzer, MAX_LAG,
+    AnalysisContext, AnalysisInput, AnalysisStats, AnalyzerFactory, FrameAnalyzer, LatencySummary,
+    PipelineLatency, LATENCY_WINDOW, MAX_LAG,
 };
 pub use camera_task::{CameraTask, CameraTaskOptions};
 pub use clip::{event_clip_range, write_clip, write_event_clip, ClipInfo};

@@ -211,6 +211,20 @@ pub(super) fn routes(r: &mut Router) {
     );
     r.add(
         GET,
+        "/api/system/pipeline-latency",
+        "services",
+        "Per camera: capture to stored, by stage, over the last 5 minutes",
+        pipeline_latency,
+    );
+    r.add(
+        GET,
+        "/api/system/model-zoo/latency/history",
+        "models",
+        "Each detector's inference time per minute over the last hour",
+        latency_history,
+    );
+    r.add(
+        GET,
         "/api/system/telemetry",
         "services",
         "Per-camera pipeline figures: stream, recorder, analysis",
@@ -1198,6 +1212,38 @@ async fn restart_all(ctx: Ctx) -> Reply {
         nvr.put_camera(c).await;
     }
     ok(&json!({"message": format!("Restarted {} camera pipelines", cams.len())}))
+}
+
+async fn pipeline_latency(ctx: Ctx) -> Reply {
+    let mut per = serde_json::Map::new();
+    for (c, s) in cameras(&ctx).await? {
+        let latency = s
+            .as_ref()
+            .and_then(|s| s.analysis.as_ref())
+            .map(|a| a.1.latency.clone());
+        per.insert(c.id.to_string(), value_of(&latency));
+    }
+    ok(&json!({
+        "window_seconds": vigil_core::pipeline::LATENCY_WINDOW.as_secs(),
+        "cameras": per,
+        "timestamp": ctx.state.now().to_string(),
+    }))
+}
+
+async fn latency_history(ctx: Ctx) -> Reply {
+    let models: serde_json::Map<String, Value> = ctx
+        .state
+        .detectors()
+        .map(|r| r.history())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, h)| (n, value_of(&h)))
+        .collect();
+    ok(&json!({
+        "interval_seconds": 60,
+        "window_minutes": vigil_detect::registry::HISTORY_MINUTES,
+        "models": models,
+    }))
 }
 
 async fn telemetry(ctx: Ctx) -> Reply {
