@@ -24,6 +24,7 @@ pub(crate) struct Num {
 }
 
 impl Num {
+    #[inline]
     pub(crate) fn new(value: f32) -> Num {
         let mut n = Num {
             text: [0; 32],
@@ -41,6 +42,7 @@ impl Num {
         n
     }
 
+    #[inline]
     fn text(&self) -> &[u8] {
         &self.text[..self.len]
     }
@@ -54,17 +56,20 @@ pub(crate) struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// Opens an object (`{`) at the end of `out`.
+    #[inline]
     pub(crate) fn open(out: &'a mut Vec<u8>) -> Obj<'a> {
         out.push(b'{');
         Obj { out, first: true }
     }
 
     /// Closes the object (`}`).
+    #[inline]
     pub(crate) fn close(self) {
         self.out.push(b'}');
     }
 
     /// Starts a member: `key` is its name as [`key!`] writes it (quoted, with the colon).
+    #[inline]
     fn key(&mut self, key: &str) -> &mut Vec<u8> {
         debug_assert!(key.starts_with('"') && key.ends_with("\":"), "{key:?}");
         if !self.first {
@@ -75,12 +80,14 @@ impl<'a> Obj<'a> {
         self.out
     }
 
+    #[inline]
     pub(crate) fn str(&mut self, key: &str, v: &str) {
         let out = self.key(key);
         string(out, v);
     }
 
     /// A timestamp's ISO text (nothing in it needs escaping).
+    #[inline]
     pub(crate) fn time(&mut self, key: &str, v: vigil_core::Timestamp) {
         let iso = v.iso();
         let out = self.key(key);
@@ -90,6 +97,7 @@ impl<'a> Obj<'a> {
         out.push(b'"');
     }
 
+    #[inline]
     pub(crate) fn opt_time(&mut self, key: &str, v: Option<vigil_core::Timestamp>) {
         match v {
             Some(v) => self.time(key, v),
@@ -97,6 +105,7 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn opt_str(&mut self, key: &str, v: Option<&str>) {
         match v {
             Some(v) => self.str(key, v),
@@ -105,6 +114,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A string made of `parts` (a link from its pieces, say).
+    #[inline]
     pub(crate) fn concat(&mut self, key: &str, parts: &[&str]) {
         let out = self.key(key);
         if parts.iter().any(|p| needs_escape(p)) {
@@ -119,6 +129,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A number written as a JSON string (our ids).
+    #[inline]
     pub(crate) fn u64_str(&mut self, key: &str, v: u64) {
         let out = self.key(key);
         out.push(b'"');
@@ -126,20 +137,24 @@ impl<'a> Obj<'a> {
         out.push(b'"');
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self, key: &str, v: bool) {
         let out = self.key(key);
         out.extend_from_slice(if v { b"true" } else { b"false" });
     }
 
+    #[inline]
     pub(crate) fn null(&mut self, key: &str) {
         self.key(key).extend_from_slice(b"null");
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, key: &str, v: u64) {
         let out = self.key(key);
         out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
+    #[inline]
     pub(crate) fn opt_u64(&mut self, key: &str, v: Option<u64>) {
         match v {
             Some(v) => self.u64(key, v),
@@ -147,6 +162,7 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn opt_f64(&mut self, key: &str, v: Option<f64>) {
         let out = self.key(key);
         match v {
@@ -157,6 +173,7 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn strs(&mut self, key: &str, v: &[String]) {
         let out = self.key(key);
         out.push(b'[');
@@ -171,6 +188,7 @@ impl<'a> Obj<'a> {
 
     /// The member named `name` (plain, not from [`key!`]: it is chosen at run time), its value
     /// written by the caller (a JSON value, nothing else).
+    #[inline]
     pub(crate) fn raw(&mut self, name: &str) -> &mut Vec<u8> {
         debug_assert!(!needs_escape(name), "{name:?}");
         if !self.first {
@@ -184,12 +202,14 @@ impl<'a> Obj<'a> {
     }
 
     /// A number formatted beforehand.
+    #[inline]
     pub(crate) fn num(&mut self, key: &str, v: &Num) {
         let out = self.key(key);
         out.extend_from_slice(v.text());
     }
 
     /// An array of numbers formatted beforehand.
+    #[inline]
     pub(crate) fn nums(&mut self, key: &str, v: &[Num]) {
         let out = self.key(key);
         out.push(b'[');
@@ -203,11 +223,13 @@ impl<'a> Obj<'a> {
     }
 
     /// A nested object as the member `key`.
+    #[inline]
     pub(crate) fn obj(&mut self, key: &str) -> Obj<'_> {
         Obj::open(self.key(key))
     }
 }
 
+#[inline]
 fn string(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s) {
         // Rare (names and notes with quotes or control characters): serde_json escapes them.
@@ -220,10 +242,12 @@ fn string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+#[inline]
 fn needs_escape(s: &str) -> bool {
     needs_escape_bytes(s.as_bytes())
 }
 
+#[inline]
 fn needs_escape_bytes(b: &[u8]) -> bool {
     b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
