@@ -32,16 +32,26 @@ fn jpeg_size(bytes: &[u8]) -> (u32, u32) {
     (p.width, p.height)
 }
 
-/// Reads an MJPEG stream for `secs`: the frames' count and the first frame.
+/// Reads an MJPEG stream: waits (up to 20 s) for its first frame, then counts the frames of
+/// the next `secs`. Returns that count and the first frame.
 fn mjpeg(port: u16, path: &str, secs: f64) -> (usize, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
+    s.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut window: Option<(Instant, usize)> = None;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
-    while Instant::now() < end {
+    loop {
+        let now = Instant::now();
+        let frames = count_frames(&buf);
+        match window {
+            None if frames.0 > 0 => window = Some((now, frames.0)),
+            None => assert!(now < give_up, "no MJPEG frame in 20 s"),
+            Some((from, _)) if now.duration_since(from).as_secs_f64() >= secs => break,
+            Some(_) => {}
+        }
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -52,19 +62,28 @@ fn mjpeg(port: u16, path: &str, secs: f64) -> (usize, Vec<u8>) {
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("multipart/x-mixed-replace"), "{head}");
-    // Frames: from each SOI to the next EOI.
-    let mut frames = Vec::new();
-    let mut i = head_end;
+    let (total, first) = count_frames(&buf);
+    let (_, at_start) = window.unwrap();
+    (total - at_start, first)
+}
+
+/// Complete JPEGs in `buf` (from each SOI to the next EOI), and the first one.
+fn count_frames(buf: &[u8]) -> (usize, Vec<u8>) {
+    let mut n = 0;
+    let mut first = Vec::new();
+    let mut i = 0;
     while let Some(a) = find(&buf[i..], &[0xff, 0xd8, 0xff]) {
         let start = i + a;
         let Some(b) = find(&buf[start..], &[0xff, 0xd9]) else {
             break;
         };
-        frames.push(buf[start..start + b + 2].to_vec());
+        if n == 0 {
+            first = buf[start..start + b + 2].to_vec();
+        }
+        n += 1;
         i = start + b + 2;
     }
-    let first = frames.first().cloned().unwrap_or_default();
-    (frames.len(), first)
+    (n, first)
 }
 
 /// Kills vigild if the test fails before stopping it.
@@ -173,10 +192,10 @@ async fn every_endpoint_family_answers_with_the_right_content() {
         let (st, _, _) = get_bytes(&format!("{base}/api/front/latest.jpg"), &[]);
         (st == 200).then_some(())
     });
-    let (n, first) = mjpeg(port, "/api/front?fps=4&h=120", 6.0);
-    // At most the 4 fps asked (and a little slack), and frames flowing (the zone just added
-    // restarted the camera's pipeline, so the first second or two may have none).
-    assert!((8..=26).contains(&n), "{n} frames in 6 s at 4 fps");
+    // The zone just added restarted the camera's pipeline: the stream's first frame may take
+    // a few seconds; from then on, 4 a second.
+    let (n, first) = mjpeg(port, "/api/front?fps=4&h=120", 4.0);
+    assert!((12..=18).contains(&n), "{n} frames in 4 s at 4 fps");
     assert_eq!(jpeg_size(&first).1, 120);
     let (st, ct, jpeg) = get_bytes(&format!("{base}/api/front/latest.jpg?h=240&bbox=1"), &[]);
     assert_eq!((st, ct.as_str()), (200, "image/jpeg"));
@@ -231,18 +250,15 @@ async fn every_endpoint_family_answers_with_the_right_content() {
     assert!(String::from_utf8(csv).unwrap().contains("the postman"));
     let (_, v) = get("/api/events/search?q=postman");
     assert_eq!(v["total_count"], 1, "{v}");
-    // Clips are cut from finished segments: once the segment holding the event's end is
-    // committed, the clip covers the whole event.
+    // The clip is whole at once, though its segment is still being written.
     let clip_path = dir.path().join("event.mp4");
-    let clip = wait(30, "the whole event's clip", || {
-        let (st, _, clip) = get_bytes(&format!("{base}/api/events/{eid}/clip.mp4"), &[]);
-        assert!(st == 200 || st == 404, "clip: {st}");
-        std::fs::write(&clip_path, &clip).unwrap();
-        let whole = st == 200 && ffprobe(&clip_path).duration >= 3.0;
-        whole.then_some(clip)
-    });
+    let (st, _, clip) = get_bytes(&format!("{base}/api/events/{eid}/clip.mp4"), &[]);
+    assert_eq!(st, 200);
+    std::fs::write(&clip_path, &clip).unwrap();
     let p = ffprobe(&clip_path);
     assert_eq!((p.codec.as_str(), p.width, p.height), ("h264", 640, 480));
+    // Pre-capture and the event's 3 s or more (the post-capture is still to come).
+    assert!(p.duration >= 3.0, "{p:?}");
     // The same clip under Frigate's and HSI's names.
     for alias in [
         format!("/clips/front-{eid}.mp4"),
@@ -250,7 +266,8 @@ async fn every_endpoint_family_answers_with_the_right_content() {
     ] {
         let (st, ct, c) = get_bytes(&format!("{base}{alias}"), &[]);
         assert_eq!((st, ct.as_str()), (200, "video/mp4"), "{alias}");
-        assert_eq!(c.len(), clip.len(), "{alias}");
+        // As long at least: the segment being written has grown since.
+        assert!(c.len() >= clip.len(), "{alias}");
     }
     // Motion events carry a snapshot: its thumbnail and the snapshot drawn at a height.
     let (_, v) = get("/api/events?camera=front&label=motion&has_snapshot=1");

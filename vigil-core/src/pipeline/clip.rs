@@ -72,21 +72,30 @@ pub async fn write_clip<W: Write + Send + 'static>(
         let mut first: Option<Timestamp> = None;
         let mut last_end = start;
         let mut frames = 0u32;
-        let mut paths = Vec::new();
+        // The finished segments, then the one being written (its complete fragments: the
+        // recorder writes one about every second), so a clip asked for just after an event
+        // ends has all of it.
+        let mut segments: Vec<(Timestamp, std::path::PathBuf, bool)> = Vec::new();
         for r in &recs {
             validate_relative_path(&r.path)?;
-            paths.push(data_dir.join(&r.path));
+            segments.push((r.start_time, data_dir.join(&r.path), false));
         }
-        for (r, path) in recs.iter().zip(&paths) {
-            let info = mp4::read(path)?;
+        let last_committed = recs.iter().map(|r| r.end_time).max();
+        segments.extend(open_segments(&data_dir, &camera, end, last_committed));
+        for (seg_start, path, open) in &segments {
+            let info = match mp4::read(path) {
+                Ok(i) => i,
+                // It was finished and moved into place meanwhile: its part is left out.
+                Err(e) if *open && e.kind() == crate::error::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             match &params {
                 None => params = Some(info.params.clone()),
                 Some(p) if *p != info.params => break,
                 Some(_) => {}
             }
-            let t = |dts: u64| {
-                Timestamp(r.start_time.0 + (dts as i64) * 1_000_000 / i64::from(TIMESCALE))
-            };
+            let t =
+                |dts: u64| Timestamp(seg_start.0 + (dts as i64) * 1_000_000 / i64::from(TIMESCALE));
             let mut samples = Vec::new();
             for s in &info.samples {
                 let at = t(s.dts);
@@ -142,6 +151,31 @@ pub async fn write_clip<W: Write + Send + 'static>(
     tokio::task::spawn_blocking(job)
         .await
         .map_err(|e| Error::internal(format!("clip task: {e}")))?
+}
+
+/// `camera`'s segments being written that start before `end` and after the last finished
+/// one ends: (start, path, true).
+fn open_segments(
+    data_dir: &Path,
+    camera: &CameraId,
+    end: Timestamp,
+    last_committed: Option<Timestamp>,
+) -> Vec<(Timestamp, std::path::PathBuf, bool)> {
+    let Ok(dir) = std::fs::read_dir(super::recorder::open_dir(data_dir)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Timestamp, std::path::PathBuf, bool)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let (cam, _, seg_start, _) = super::recorder::parse_open_name(name.to_str()?)?;
+            let after_finished = last_committed.is_none_or(|t| seg_start >= t);
+            (cam == *camera && seg_start < end && after_finished)
+                .then(|| (seg_start, e.path(), true))
+        })
+        .collect();
+    out.sort_by_key(|s| s.0);
+    out
 }
 
 /// The span of an event's clip: from the camera's pre-capture before the event started to its

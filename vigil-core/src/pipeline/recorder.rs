@@ -129,7 +129,7 @@ fn remove_art(data_dir: &Path, segment: &str) {
     }
 }
 
-fn open_dir(data: &Path) -> PathBuf {
+pub(crate) fn open_dir(data: &Path) -> PathBuf {
     data.join("recordings").join(".open")
 }
 
@@ -150,7 +150,9 @@ fn open_name(camera: &CameraId, id: RecordingId, start: Timestamp, kind: Recordi
     format!("{camera}.{}.{}.{}.mp4", id.0, start.0, kind_code(kind))
 }
 
-fn parse_open_name(name: &str) -> Option<(CameraId, RecordingId, Timestamp, RecordingKind)> {
+pub(crate) fn parse_open_name(
+    name: &str,
+) -> Option<(CameraId, RecordingId, Timestamp, RecordingKind)> {
     let stem = name.strip_suffix(".mp4")?;
     let mut parts = stem.rsplitn(4, '.');
     let kind = match parts.next()? {
