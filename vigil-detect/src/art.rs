@@ -24,7 +24,7 @@ use vigil_core::{
 };
 
 use crate::decode::{DecodeOptions, FrameDecoder};
-use crate::events::encode_jpeg;
+use crate::events::{encode_jpeg, write_atomically};
 use crate::image::to_rgb;
 
 /// Frames in a sprite sheet.
@@ -75,7 +75,7 @@ pub fn make_art(path: &Path) -> Result<Art> {
 
     let (w, h) = (info.params.width.max(2), info.params.height.max(2));
     let thumb_h = even((u64::from(THUMB_WIDTH) * u64::from(h) / u64::from(w)) as u32);
-    let mut thumbs = source.decoder(THUMB_WIDTH, thumb_h)?;
+    let mut thumbs = decoder(THUMB_WIDTH, thumb_h)?;
     let picture = source
         .decode(&mut thumbs, first_key, first_key, true)?
         .ok_or_else(|| {
@@ -96,6 +96,15 @@ pub fn make_art(path: &Path) -> Result<Art> {
     Ok(Art { thumbnail, sprite })
 }
 
+/// A decoder giving every frame at `width × height`.
+fn decoder(width: u32, height: u32) -> Result<FrameDecoder> {
+    FrameDecoder::new(DecodeOptions {
+        width: Some(width),
+        height: Some(height),
+        fps: None,
+    })
+}
+
 fn even(v: u32) -> u32 {
     (v.max(2) + 1) & !1
 }
@@ -110,14 +119,6 @@ struct Segment<'a> {
 }
 
 impl Segment<'_> {
-    fn decoder(&self, width: u32, height: u32) -> Result<FrameDecoder> {
-        FrameDecoder::new(DecodeOptions {
-            width: Some(width),
-            height: Some(height),
-            fps: None,
-        })
-    }
-
     fn frame(&self, i: usize, with_params: bool) -> Result<VideoFrame> {
         let s = self.samples[i];
         let mut data = vec![0u8; s.size as usize];
@@ -159,7 +160,7 @@ impl Segment<'_> {
         let span = (self.samples[0].dts + duration).saturating_sub(start);
         // Where decoding stands: the key frame it started from and the last sample decoded.
         let mut at: Option<(usize, usize)> = None;
-        let mut dec = self.decoder(tw, th)?;
+        let mut dec = decoder(tw, th)?;
         for k in 0..SPRITE_FRAMES {
             let t = start + span * (2 * k as u64 + 1) / (2 * SPRITE_FRAMES as u64);
             let target = self
@@ -327,11 +328,4 @@ async fn art_for(store: &dyn Store, data_dir: &Path, rec: &Recording) -> Result<
         }
     }
     Ok(())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("jpg.tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
 }

@@ -292,9 +292,17 @@ pub fn encode_jpeg(rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<Vec<u8>> {
 /// Returns the size written.
 fn write_jpeg_atomically(path: &Path, rgb: &[u8], w: u32, h: u32, quality: u8) -> Result<u64> {
     let bytes = encode_jpeg(rgb, w, h, quality)?;
-    let tmp = path.with_extension("jpg.tmp");
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+    write_atomically(path, &bytes)?;
     Ok(bytes.len() as u64)
+}
+
+/// Writes `bytes` to a temporary name beside `path`, then renames it: readers see the whole
+/// file or none.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
 }

@@ -29,7 +29,7 @@ use vigil_core::{
 
 use crate::decode::scale_plane;
 use crate::encode::{Encoded, H264Encoder};
-use crate::events::encode_jpeg;
+use crate::events::{encode_jpeg, write_atomically};
 use crate::image::to_rgb;
 
 /// A live frame older than this is not taken (the camera is down).
@@ -78,6 +78,19 @@ struct Open {
     size: (u32, u32),
     fps: u32,
     frames: i64,
+}
+
+impl Open {
+    /// Time of frame `n` on the video's timeline.
+    fn pts(&self, n: i64) -> i64 {
+        n * i64::from(TIMESCALE) / i64::from(self.fps.max(1))
+    }
+
+    /// Writes the last frame and the durations.
+    fn finish(self) -> Result<()> {
+        let end = self.pts(self.frames);
+        self.writer.finish(Some(end)).map(drop)
+    }
 }
 
 #[derive(Default)]
@@ -413,13 +426,8 @@ fn video_date(name: &str) -> Option<String> {
 }
 
 async fn finish(o: Open) {
-    let result = tokio::task::spawn_blocking(move || {
-        let end = o.frames * i64::from(TIMESCALE) / i64::from(o.fps.max(1));
-        o.writer.finish(Some(end))
-    })
-    .await;
-    match result {
-        Ok(Ok(_)) => {}
+    match tokio::task::spawn_blocking(move || o.finish()).await {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot finish a timelapse video"),
         Err(e) => tracing::warn!(error = %e, "timelapse task failed"),
     }
@@ -448,8 +456,7 @@ fn capture(
         Some(o) if o.day == day && o.size == size && o.fps == settings.fps => (o, None),
         old => {
             if let Some(o) = old {
-                let end = o.frames * i64::from(TIMESCALE) / i64::from(o.fps.max(1));
-                o.writer.finish(Some(end))?;
+                o.finish()?;
             }
             let (o, first) =
                 start_video(data_dir, camera, settings, size, &day, &iso, (&y, &u, &v))?;
@@ -460,7 +467,7 @@ fn capture(
         Some(e) => e,
         None => encode(&mut open.encoder, &y, &u, &v)?,
     };
-    let pts = open.frames * i64::from(TIMESCALE) / i64::from(settings.fps.max(1));
+    let pts = open.pts(open.frames);
     open.writer.push(pts, &encoded.data, encoded.is_key)?;
     open.frames += 1;
     let path = open.rel.clone();
@@ -496,11 +503,10 @@ fn start_video(
         data: [y, u, v].concat().into(),
         time: Timestamp(0),
     })?;
-    std::fs::write(
-        path.with_extension("jpg"),
-        encode_jpeg(&rgb, size.0, size.1, 85)?,
-    )
-    .map_err(|e| Error::internal(format!("writing a timelapse thumbnail: {e}")))?;
+    write_atomically(
+        &path.with_extension("jpg"),
+        &encode_jpeg(&rgb, size.0, size.1, 85)?,
+    )?;
     let rel = format!(
         "{TIMELAPSE_DIR}/{camera}/{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("")

@@ -243,11 +243,11 @@ impl LmdbStore {
 
     /// Runs a list query, on this thread within [`StoreOptions::inline_visits`], else on the
     /// blocking pool.
-    async fn query<R: Row>(
+    async fn query<R: Row, F>(
         &self,
         table: fn(&Tables) -> &Table<R>,
         plan: Plan,
-        q: &Query<impl Clone>,
+        q: &Query<F>,
     ) -> vigil_core::Result<Page<R>> {
         let (sort, order, page) = (q.sort, q.order, q.page.clone());
         if self.inner.inline_visits > 0 {

@@ -134,9 +134,9 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             let (logs, store, ids) = (logs.clone(), store.clone(), nvr.ids().clone());
             tokio::spawn(async move { logs.run(store, ids).await });
         }
-        // Thumbnails and hover-scrub sprite sheets of finished recordings. `stop_art` also
-        // stops the timelapse task below.
-        let (stop_art, stop) = tokio::sync::watch::channel(false);
+        // Background tasks, stopped together at shutdown: thumbnails and hover-scrub sprite
+        // sheets of finished recordings, and timelapse frames.
+        let (stop_tasks, stop) = tokio::sync::watch::channel(false);
         let art = tokio::spawn(vigil_detect::run_art(
             store.clone(),
             nvr.clocks().clone(),
@@ -152,7 +152,7 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             nvr.ids().clone(),
             data_dir.clone(),
         );
-        let timelapse_task = tokio::spawn(timelapse.clone().run(stop_art.subscribe()));
+        let timelapse_task = tokio::spawn(timelapse.clone().run(stop_tasks.subscribe()));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -165,7 +165,7 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             shutdown_signal(),
         )
         .await;
-        let _ = stop_art.send(true);
+        let _ = stop_tasks.send(true);
         nvr.stop().await;
         if art.await.is_err() {
             tracing::error!("the recording art task panicked");

@@ -237,7 +237,6 @@ impl WireEvent<'_> {
     /// Appends the same JSON as `Serialize` writes, faster (see [`super::fastjson`]).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         // The box and the scores appear twice (here and in `data`): format them once.
-        out.reserve(1024);
         let bbox = self.bbox.map(Num::new);
         let (score, top) = (Num::new(self.score), Num::new(self.top_score));
         let mut o = Obj::open(out);
