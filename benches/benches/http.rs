@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use vigil_core::pipeline::{CameraFactory, Nvr, NvrOptions};
-use vigil_core::{
-    Batch, Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store,
-};
+use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store};
 use vigil_detect::{analyzer_factory, DetectorRegistry, SyntheticCamera};
 use vigil_store::LmdbStore;
 
@@ -104,13 +102,7 @@ fn events_list(rt: &tokio::runtime::Runtime, secs: u64) {
         let store: Arc<dyn Store> =
             Arc::new(LmdbStore::open(dir.path(), Default::default()).expect("store"));
         let events = vigil_store::conformance::sample_events(10_000, 7);
-        for chunk in events.chunks(1000) {
-            let b: Batch = chunk
-                .iter()
-                .map(|e| Mutation::PutEvent(Box::new(e.clone())))
-                .collect();
-            store.apply(b).await.expect("apply");
-        }
+        vigil_store::conformance::put_events(&store, &events, 1000).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

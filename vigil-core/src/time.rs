@@ -131,6 +131,12 @@ impl Iso {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..usize::from(self.len)]
     }
+
+    /// The whole buffer and the text's length in it: a writer may copy the fixed-size buffer
+    /// and keep `len` bytes, which is cheaper than a copy of a size known only at run time.
+    pub fn padded(&self) -> (&[u8; 32], usize) {
+        (&self.buf, usize::from(self.len))
+    }
 }
 
 impl std::ops::Deref for Iso {
@@ -153,6 +159,11 @@ impl fmt::Write for Iso {
     }
 }
 
+/// The instants [`Timestamp::iso`] formats itself: from 0000-01-01 to jiff's maximum
+/// for microseconds (9999-12-30T22:00:00Z), so that it writes exactly what jiff would.
+const FAST_ISO_MIN_US: i64 = -62_167_219_200_000_000;
+const FAST_ISO_MAX_US: i64 = 253_402_207_200_000_000;
+
 impl Timestamp {
     /// ISO 8601 UTC with microseconds, e.g. `2025-12-23T12:00:00.123456Z`, without
     /// allocating: the API writes two per event, thousands per second. Years 0–9999 are
@@ -162,28 +173,29 @@ impl Timestamp {
             buf: [0; 32],
             len: 0,
         };
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let (y, m, d) = civil_from_days(days);
-        // jiff's range check is a few comparisons; the fast path must agree with it.
-        let in_jiff = self.to_jiff().is_some();
-        if in_jiff && (0..=9999).contains(&y) {
+        if (FAST_ISO_MIN_US..=FAST_ISO_MAX_US).contains(&self.0) {
+            let secs = self.0.div_euclid(1_000_000);
+            let micros = self.0.rem_euclid(1_000_000);
+            let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let (y, m, d) = civil_from_days(days);
             let b = &mut out.buf;
-            let mut put = |at: usize, v: i64, width: usize| {
-                let mut v = v;
-                for i in (0..width).rev() {
-                    b[at + i] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                }
+            // Two digits at a time: every part but the year's first half and the micros'
+            // last pair is one pair.
+            let mut pair = |at: usize, v: i64| {
+                let v = v as usize % 100;
+                b[at] = b'0' + (v / 10) as u8;
+                b[at + 1] = b'0' + (v % 10) as u8;
             };
-            put(0, y, 4);
-            put(5, m, 2);
-            put(8, d, 2);
-            put(11, sod / 3600, 2);
-            put(14, sod / 60 % 60, 2);
-            put(17, sod % 60, 2);
-            put(20, micros, 6);
+            pair(0, y / 100);
+            pair(2, y % 100);
+            pair(5, m);
+            pair(8, d);
+            pair(11, sod / 3600);
+            pair(14, sod / 60 % 60);
+            pair(17, sod % 60);
+            pair(20, micros / 10_000);
+            pair(22, micros / 100 % 100);
+            pair(24, micros % 100);
             for (at, c) in [
                 (4, b'-'),
                 (7, b'-'),
@@ -298,6 +310,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn iso_fast_range_is_jiffs() {
+        let (mut lo, mut hi) = (0i64, i64::MAX / 2);
+        while lo < hi {
+            let mid = lo + (hi - lo + 1) / 2;
+            if Timestamp(mid).to_jiff().is_some() {
+                lo = mid
+            } else {
+                hi = mid - 1
+            }
+        }
+        assert_eq!(lo, FAST_ISO_MAX_US, "jiff's range changed");
+        assert_eq!(
+            Timestamp(FAST_ISO_MIN_US).to_jiff().map(|t| t.to_string()),
+            Some("0000-01-01T00:00:00Z".to_owned())
+        );
+    }
+
+    #[test]
     fn iso_is_what_jiff_writes() {
         let jiff = |t: Timestamp| match t.to_jiff() {
             Some(j) => format!("{j:.6}"),
@@ -311,6 +341,10 @@ mod tests {
             951_782_400_000_000,     // 2000-02-29
             253_402_300_799_999_999, // 9999-12-31T23:59:59.999999: past jiff's maximum
             253_402_207_200_999_999, // about jiff's maximum
+            FAST_ISO_MAX_US,
+            FAST_ISO_MAX_US + 1,
+            FAST_ISO_MIN_US,
+            FAST_ISO_MIN_US - 1,
             253_402_207_199_999_999,
             253_402_300_800_000_000, // year 10000
             -62_167_219_200_000_000, // 0000-01-01

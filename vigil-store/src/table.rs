@@ -726,7 +726,7 @@ impl<R: Row> Table<R> {
         let covered =
             plan.min_score.is_none() && (0..plan.eqs.len()).all(|i| term_path.covers.contains(&i));
 
-        let (mut hits, has_more) = if sort == SortBy::Time {
+        let (items, last, has_more) = if sort == SortBy::Time {
             self.walk(
                 rtxn,
                 plan,
@@ -765,7 +765,7 @@ impl<R: Row> Table<R> {
             )?
         };
         let next_cursor = if has_more {
-            hits.last().map(|(p, _)| encode_cursor(*p, sort, order, fp))
+            last.map(|p| encode_cursor(p, sort, order, fp))
         } else {
             None
         };
@@ -778,7 +778,7 @@ impl<R: Row> Table<R> {
             return Ok(None);
         }
         Ok(Some(Page {
-            items: hits.drain(..).map(|(_, r)| r).collect(),
+            items,
             next_cursor,
             has_more,
             total,
@@ -841,6 +841,7 @@ impl<R: Row> Table<R> {
         }
         let mut n = 0u64;
         let mut merge = self.merge(rtxn, plan, path, Order::Asc, None, budget)?;
+        let mut reader = RowReader::new(self.rows, rtxn, Order::Asc, path.kind == KeyKind::Time);
         let mut last = None;
         while let Some(pos) = merge.next_pos()? {
             if last == Some(pos) {
@@ -849,7 +850,7 @@ impl<R: Row> Table<R> {
             last = Some(pos);
             if covered {
                 n += 1;
-            } else if let Some(row) = self.get(rtxn, pos.id)? {
+            } else if let Some(row) = reader.get::<R>(pos.id)? {
                 if Self::matches(plan, &row, &Self::all_terms(&row)) {
                     n += 1;
                 }
@@ -948,9 +949,14 @@ impl<R: Row> Table<R> {
         limit: usize,
         covered: bool,
         budget: &Budget,
-    ) -> Result<(Vec<(Pos, R)>, bool)> {
+    ) -> Result<Hits<R>> {
         let mut merge = self.merge(rtxn, plan, path, order, after, budget)?;
-        let mut out = Vec::with_capacity(limit + 1);
+        // Only time-ordered paths meet ids in order; a score or duration order seeks each row.
+        let mut reader = RowReader::new(self.rows, rtxn, order, path.kind == KeyKind::Time);
+        // Rows go straight into the page (they are a few hundred bytes each); the cursor
+        // needs only the last one's position.
+        let mut out = Vec::with_capacity(limit);
+        let mut at = None;
         let mut skipped = 0u64;
         let mut last = None;
         while let Some(pos) = merge.next_pos()? {
@@ -964,9 +970,9 @@ impl<R: Row> Table<R> {
             }
             if covered && out.len() == limit {
                 // The index alone says that another row matches: no need to read it.
-                return Ok((out, true));
+                return Ok((out, at, true));
             }
-            let Some(row) = self.get(rtxn, pos.id)? else {
+            let Some(row) = reader.get::<R>(pos.id)? else {
                 continue;
             };
             if !covered && !Self::matches(plan, &row, &Self::all_terms(&row)) {
@@ -977,11 +983,12 @@ impl<R: Row> Table<R> {
                 continue;
             }
             if out.len() == limit {
-                return Ok((out, true));
+                return Ok((out, at, true));
             }
-            out.push((pos, row));
+            out.push(row);
+            at = Some(pos);
         }
-        Ok((out, false))
+        Ok((out, at, false))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -996,8 +1003,9 @@ impl<R: Row> Table<R> {
         offset: u64,
         limit: usize,
         budget: &Budget,
-    ) -> Result<(Vec<(Pos, R)>, bool)> {
+    ) -> Result<Hits<R>> {
         let mut merge = self.merge(rtxn, plan, path, Order::Asc, None, budget)?;
+        let mut reader = RowReader::new(self.rows, rtxn, Order::Asc, path.kind == KeyKind::Time);
         let mut all = Vec::new();
         let mut last = None;
         while let Some(pos) = merge.next_pos()? {
@@ -1005,7 +1013,7 @@ impl<R: Row> Table<R> {
                 continue;
             }
             last = Some(pos);
-            let Some(row) = self.get(rtxn, pos.id)? else {
+            let Some(row) = reader.get::<R>(pos.id)? else {
                 continue;
             };
             if !Self::matches(plan, &row, &Self::all_terms(&row)) {
@@ -1029,9 +1037,111 @@ impl<R: Row> Table<R> {
         let mut page: Vec<(Pos, R)> = all.drain(start..).collect();
         let has_more = page.len() > limit;
         page.truncate(limit);
-        Ok((page, has_more))
+        let last = page.last().map(|(p, _)| *p);
+        Ok((page.into_iter().map(|(_, r)| r).collect(), last, has_more))
     }
 }
+
+/// Reads the rows a walk finds, in the walk's order, with one cursor instead of one B-tree
+/// descent per row: event ids come from the clock, so a walk in time order meets them in id
+/// order, and the next row wanted is usually the cursor's next entry. When it is not within a
+/// few steps (a filtered walk, an id out of order), the reader seeks again.
+struct RowReader<'t> {
+    rows: Rows,
+    rtxn: &'t RoTxn<'t>,
+    order: Order,
+    /// Whether to step along the previous row's scan before seeking.
+    follow: bool,
+    scan: Option<RowScan<'t>>,
+}
+
+enum RowScan<'t> {
+    Asc(heed::RoRange<'t, U64<BE>, Bytes>),
+    Desc(heed::RoRevRange<'t, U64<BE>, Bytes>),
+}
+
+impl<'t> RowScan<'t> {
+    fn next(&mut self) -> Option<heed::Result<(u64, &'t [u8])>> {
+        match self {
+            RowScan::Asc(it) => it.next(),
+            RowScan::Desc(it) => it.next(),
+        }
+    }
+}
+
+/// How many entries the reader steps over before it seeks instead.
+const ROW_STEPS: usize = 4;
+
+impl<'t> RowReader<'t> {
+    fn new(rows: Rows, rtxn: &'t RoTxn<'t>, order: Order, follow: bool) -> Self {
+        RowReader {
+            rows,
+            rtxn,
+            order,
+            follow,
+            scan: None,
+        }
+    }
+
+    /// The stored bytes of row `id`, if it exists.
+    fn bytes(&mut self, id: u64) -> Result<Option<&'t [u8]>> {
+        if !self.follow {
+            return self
+                .rows
+                .get(self.rtxn, &id)
+                .map_err(Error::lmdb("read row"));
+        }
+        if let Some(scan) = &mut self.scan {
+            for _ in 0..ROW_STEPS {
+                let Some(next) = scan.next() else { break };
+                let (k, v) = next.map_err(Error::lmdb("read row"))?;
+                if k == id {
+                    return Ok(Some(v));
+                }
+                let passed = match self.order {
+                    Order::Asc => k > id,
+                    Order::Desc => k < id,
+                };
+                if passed {
+                    break;
+                }
+            }
+        }
+        // Seek: a scan that starts at `id` and goes on in the walk's direction.
+        let mut scan = match self.order {
+            Order::Asc => RowScan::Asc(
+                self.rows
+                    .range(self.rtxn, &(id..))
+                    .map_err(Error::lmdb("read row"))?,
+            ),
+            Order::Desc => RowScan::Desc(
+                self.rows
+                    .rev_range(self.rtxn, &(..=id))
+                    .map_err(Error::lmdb("read row"))?,
+            ),
+        };
+        let found = match scan.next() {
+            Some(next) => {
+                let (k, v) = next.map_err(Error::lmdb("read row"))?;
+                (k == id).then_some(v)
+            }
+            None => None,
+        };
+        // A missing row leaves the scan past it, which is where the next id will be.
+        self.scan = Some(scan);
+        Ok(found)
+    }
+
+    fn get<R: Row>(&mut self, id: u64) -> Result<Option<R>> {
+        match self.bytes(id)? {
+            Some(b) => Ok(Some(decode(R::NAME, b)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A page's rows, the position of its last row (for the cursor) and whether more match.
+type Hits<R> = (Vec<R>, Option<Pos>, bool);
 
 fn bound_lt(b: &Bound<Vec<u8>>, c: &[u8]) -> bool {
     match b {
@@ -1187,7 +1297,13 @@ fn encode_cursor(p: Pos, sort: SortBy, order: Order, fp: u64) -> String {
     b.extend_from_slice(&p.t.to_be_bytes());
     b.extend_from_slice(&p.id.to_be_bytes());
     b.extend_from_slice(&fp.to_be_bytes());
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * b.len());
+    for x in b {
+        s.push(char::from(HEX[usize::from(x >> 4)]));
+        s.push(char::from(HEX[usize::from(x & 15)]));
+    }
+    s
 }
 
 fn decode_cursor(s: &str, sort: SortBy, order: Order, fp: u64) -> Result<Pos> {
@@ -1268,6 +1384,14 @@ mod tests {
     fn cursor_round_trip_and_rejects() {
         let p = Pos { k: 3, t: 4, id: 5 };
         let c = encode_cursor(p, SortBy::Score, Order::Desc, 99);
+        // Lower-case hex of version, sort, order, k, t, id, fingerprint: cursors handed out
+        // before an upgrade keep working.
+        let want: String = [CURSOR_VERSION, 1, 1]
+            .into_iter()
+            .chain([3u64, 4, 5, 99].iter().flat_map(|v| v.to_be_bytes()))
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_eq!(c, want);
         assert_eq!(
             decode_cursor(&c, SortBy::Score, Order::Desc, 99).unwrap(),
             p

@@ -144,18 +144,18 @@ struct EventData {
 }
 
 /// `/api/events/<id>/<file>`, written as a JSON string without an intermediate `String`.
+/// The file name is written with its slash (`"/clip.mp4"`).
 struct Link(EventId, &'static str);
 
 impl std::fmt::Display for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "/api/events/{}/{}", self.0, self.1)
+        write!(f, "/api/events/{}{}", self.0, self.1)
     }
 }
 
 impl Link {
     fn write(&self, o: &mut Obj<'_>, key: &str) {
-        let mut id = itoa::Buffer::new();
-        o.concat(key, &["/api/events/", id.format(self.0 .0), "/", self.1]);
+        o.link(key, "/api/events/", self.0 .0, self.1);
     }
 }
 
@@ -220,9 +220,9 @@ impl<'a> From<&'a Event> for WireEvent<'a> {
             risk_level: e.risk_score.map(risk_level),
             stationary: e.stationary,
             detection_count: e.detection_count,
-            thumbnail_url: Link(e.id, "thumbnail.jpg"),
-            snapshot_url: e.has_snapshot.then_some(Link(e.id, "snapshot.jpg")),
-            clip_url: e.has_clip.then_some(Link(e.id, "clip.mp4")),
+            thumbnail_url: Link(e.id, "/thumbnail.jpg"),
+            snapshot_url: e.has_snapshot.then_some(Link(e.id, "/snapshot.jpg")),
+            clip_url: e.has_clip.then_some(Link(e.id, "/clip.mp4")),
             data: EventData {
                 bbox: xyxy(&e.bbox),
                 score: e.score,

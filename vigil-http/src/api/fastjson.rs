@@ -7,19 +7,21 @@
 //! with the same crates serde_json uses, so the output is the same JSON. Each wire type that
 //! uses it has a test that its output parses to what its `Serialize` impl produces.
 
-/// A member name as [`Obj`] takes it: `key!("camera")` is `"camera":`, written in one copy.
-/// Names are our own field names and never need escaping.
+/// A member name as [`Obj`] takes it: `key!("camera")` is `,"camera":` (the comma is left
+/// off for an object's first member), written in one copy. Names are our own field names and
+/// never need escaping.
 macro_rules! key {
     ($name:literal) => {
-        concat!("\"", $name, "\":")
+        concat!(",\"", $name, "\":")
     };
 }
 pub(crate) use key;
 
 /// A float as serde_json writes it (`null` when not finite), formatted once to be written once
 /// or more (an event's box and scores appear at the top level and again in Frigate's `data`).
+#[derive(Clone, Copy)]
 pub(crate) struct Num {
-    text: [u8; 32],
+    text: [u8; SMALL],
     len: usize,
 }
 
@@ -27,7 +29,7 @@ impl Num {
     #[inline]
     pub(crate) fn new(value: f32) -> Num {
         let mut n = Num {
-            text: [0; 32],
+            text: [0; SMALL],
             len: 0,
         };
         let mut buf = zmij::Buffer::new();
@@ -36,15 +38,52 @@ impl Num {
         } else {
             "null"
         };
-        // An f32's shortest form is at most 16 bytes (`-1.1754944e-38`).
-        n.len = t.len().min(n.text.len());
+        // An f32's shortest form is at most 15 bytes (`-1.17549435e-38`).
+        n.len = t.len().min(SMALL);
         n.text[..n.len].copy_from_slice(&t.as_bytes()[..n.len]);
         n
     }
 
     #[inline]
-    fn text(&self) -> &[u8] {
-        &self.text[..self.len]
+    fn put(&self, out: &mut Vec<u8>) {
+        put_small(out, &self.text, self.len);
+    }
+}
+
+/// The room of a short piece of text ([`Num`], [`Digits`]), copied whole (see [`put_small`]).
+const SMALL: usize = 24;
+
+/// Appends `text[..len]` by copying all of `text` and cutting the rest off: a copy of a
+/// known size is a few register stores, where a copy of a size known only at run time is a
+/// call to `memcpy`, and numbers are most of what an event's JSON is made of.
+#[inline]
+fn put_small<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
+    let at = out.len();
+    out.extend_from_slice(text);
+    out.truncate(at + len.min(N));
+}
+
+/// The decimal digits of an integer, left-aligned.
+struct Digits {
+    text: [u8; SMALL],
+    len: usize,
+}
+
+impl Digits {
+    #[inline]
+    fn new(mut v: u64) -> Digits {
+        let len = v.checked_ilog10().map_or(1, |l| l as usize + 1);
+        let mut text = [b'0'; SMALL];
+        for d in text[..len].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        Digits { text, len }
+    }
+
+    #[inline]
+    fn put(&self, out: &mut Vec<u8>) {
+        put_small(out, &self.text, self.len);
     }
 }
 
@@ -68,15 +107,17 @@ impl<'a> Obj<'a> {
         self.out.push(b'}');
     }
 
-    /// Starts a member: `key` is its name as [`key!`] writes it (quoted, with the colon).
+    /// Starts a member: `key` is its name as [`key!`] writes it (comma, quoted name, colon).
     #[inline]
     fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        debug_assert!(key.starts_with('"') && key.ends_with("\":"), "{key:?}");
-        if !self.first {
-            self.out.push(b',');
+        debug_assert!(key.starts_with(",\"") && key.ends_with("\":"), "{key:?}");
+        // Either way a copy of a length known where this is inlined.
+        if self.first {
+            self.first = false;
+            self.out.extend_from_slice(&key.as_bytes()[1..]);
+        } else {
+            self.out.extend_from_slice(key.as_bytes());
         }
-        self.first = false;
-        self.out.extend_from_slice(key.as_bytes());
         self.out
     }
 
@@ -93,7 +134,8 @@ impl<'a> Obj<'a> {
         let out = self.key(key);
         debug_assert!(!needs_escape_bytes(iso.as_bytes()));
         out.push(b'"');
-        out.extend_from_slice(iso.as_bytes());
+        let (text, len) = iso.padded();
+        put_small(out, text, len);
         out.push(b'"');
     }
 
@@ -113,18 +155,16 @@ impl<'a> Obj<'a> {
         }
     }
 
-    /// A string made of `parts` (a link from its pieces, say).
+    /// A link made of a fixed start, a number and a fixed end (`/api/events/7/clip.mp4`);
+    /// `start` and `end` are our own literals and need no escaping.
     #[inline]
-    pub(crate) fn concat(&mut self, key: &str, parts: &[&str]) {
+    pub(crate) fn link(&mut self, key: &str, start: &str, n: u64, end: &str) {
+        debug_assert!(!needs_escape(start) && !needs_escape(end));
         let out = self.key(key);
-        if parts.iter().any(|p| needs_escape(p)) {
-            string(out, &parts.concat());
-            return;
-        }
         out.push(b'"');
-        for p in parts {
-            out.extend_from_slice(p.as_bytes());
-        }
+        out.extend_from_slice(start.as_bytes());
+        Digits::new(n).put(out);
+        out.extend_from_slice(end.as_bytes());
         out.push(b'"');
     }
 
@@ -133,14 +173,19 @@ impl<'a> Obj<'a> {
     pub(crate) fn u64_str(&mut self, key: &str, v: u64) {
         let out = self.key(key);
         out.push(b'"');
-        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Digits::new(v).put(out);
         out.push(b'"');
     }
 
     #[inline]
     pub(crate) fn bool(&mut self, key: &str, v: bool) {
         let out = self.key(key);
-        out.extend_from_slice(if v { b"true" } else { b"false" });
+        // Two copies of known sizes rather than one of either size.
+        if v {
+            out.extend_from_slice(b"true");
+        } else {
+            out.extend_from_slice(b"false");
+        }
     }
 
     #[inline]
@@ -151,7 +196,7 @@ impl<'a> Obj<'a> {
     #[inline]
     pub(crate) fn u64(&mut self, key: &str, v: u64) {
         let out = self.key(key);
-        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Digits::new(v).put(out);
     }
 
     #[inline]
@@ -205,7 +250,7 @@ impl<'a> Obj<'a> {
     #[inline]
     pub(crate) fn num(&mut self, key: &str, v: &Num) {
         let out = self.key(key);
-        out.extend_from_slice(v.text());
+        v.put(out);
     }
 
     /// An array of numbers formatted beforehand.
@@ -217,7 +262,7 @@ impl<'a> Obj<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(x.text());
+            x.put(out);
         }
         out.push(b']');
     }
@@ -249,7 +294,10 @@ fn needs_escape(s: &str) -> bool {
 
 #[inline]
 fn needs_escape_bytes(b: &[u8]) -> bool {
-    b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+    // No early exit: the whole scan is a few vector compares for the short names we write.
+    b.iter().fold(false, |any, &c| {
+        any | (c < 0x20) | (c == b'"') | (c == b'\\')
+    })
 }
 
 #[cfg(test)]
@@ -263,8 +311,9 @@ mod tests {
         o.str(key!("plain"), "front door");
         o.str(key!("quoted"), "say \"hi\"\n\\ \u{1}");
         o.opt_str(key!("none"), None);
-        o.concat(key!("link"), &["/a/", "7", "/b"]);
-        o.concat(key!("link_quoted"), &["/a/", "\"", "/b"]);
+        o.link(key!("event_link"), "/api/events/", 1234567, "/clip.mp4");
+        o.link(key!("zero"), "/n/", 0, "");
+        o.u64(key!("nines"), 9_999_999_999_999_999_999);
         o.u64_str(key!("id"), 7);
         o.time(key!("at"), vigil_core::Timestamp(1_000_000));
         o.opt_time(key!("never"), None);
@@ -288,7 +337,7 @@ mod tests {
             v,
             serde_json::json!({
                 "plain": "front door", "quoted": "say \"hi\"\n\\ \u{1}", "none": null,
-                "link": "/a/7/b", "link_quoted": "/a/\"/b", "id": "7", "at": "1970-01-01T00:00:01.000000Z", "never": null, "t": true,
+                "event_link": "/api/events/1234567/clip.mp4", "zero": "/n/0", "nines": 9_999_999_999_999_999_999u64, "id": "7", "at": "1970-01-01T00:00:01.000000Z", "never": null, "t": true,
                 "n": u64::MAX, "on": null, "f": 0.1, "nan": null, "d": 1.5,
                 "v": [1.0, 0.25], "zones": ["a", "b\""], "inner": {}, "dynamic": 1, "nums": [0.5, null], "again": [0.5, null], "one": 0.5,
             })
