@@ -1,5 +1,6 @@
 //! The API's handler cost without a socket: `vigil_http::respond` answering the events list
-//! from 10 000 events in a real LMDB store (the data of the `http` bench), beside the store's
+//! from 10 000 events in a real LMDB store (the data of the `http` bench; each request with an
+//! API key), beside the store's
 //! own query for the same page, so the difference is routing, parsing and writing JSON.
 //!
 //! `cargo bench -p vigil-benches --bench api`. The `http` bench measures the same request
@@ -17,6 +18,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use vigil_core::query::{EventFilter, PageRequest, Query};
 use vigil_core::Store;
+
+mod common;
 use vigil_store::LmdbStore;
 
 fn bench(c: &mut Criterion) {
@@ -31,7 +34,8 @@ fn bench(c: &mut Criterion) {
         let events = vigil_store::conformance::sample_events(10_000, 7);
         vigil_store::conformance::put_events(&store, &events, 1000).await;
     });
-    let state = vigil_http::AppState::new(store.clone());
+    // Each request authenticated by an API key, as vigild requires.
+    let (state, key) = rt.block_on(common::authenticated(store.clone()));
     let mut g = c.benchmark_group("events_list");
     for path in [
         "/api/events?limit=50",
@@ -42,6 +46,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let req = hyper::Request::get(path)
+                        .header("x-api-key", &key)
                         .body(Empty::<Bytes>::new())
                         .expect("request");
                     let resp = vigil_http::respond(&state, req).await;

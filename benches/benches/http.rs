@@ -1,8 +1,9 @@
 //! The HTTP server under load, beside its floor, in one run.
 //!
 //! 1. The events list (`/api/events?limit=50&camera=front`, a filtered page of 50 from 10 000
-//!    events in a real LMDB store) under `wrk` (Debian package) with 2 threads and 64
-//!    connections, beside the floor: a bare hyper server answering the same bytes from memory.
+//!    events in a real LMDB store, each request authenticated by an API key as vigild requires)
+//!    under `wrk` (Debian package) with 2 threads and 64 connections, beside the floor: a bare
+//!    hyper server answering the same bytes from memory.
 //! 2. 20 MJPEG viewers at 5 fps of a 1280×720 synthetic camera that is recorded and analysed
 //!    for motion in the same process: frames each viewer got, and whether recording kept every
 //!    frame (frames received = frames written, no recorder error), beside the same camera with
@@ -30,6 +31,8 @@ use vigil_core::{Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, S
 use vigil_detect::{analyzer_factory, DetectorRegistry, SyntheticCamera};
 use vigil_store::LmdbStore;
 
+mod common;
+
 fn secs() -> u64 {
     std::env::var("VIGIL_BENCH_SECONDS")
         .ok()
@@ -38,9 +41,17 @@ fn secs() -> u64 {
 }
 
 /// Requests per second and latency line from wrk.
-fn wrk(url: &str, secs: u64) -> (f64, String) {
+fn wrk(url: &str, secs: u64, header: &str) -> (f64, String) {
     let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{secs}s"), "--latency", url])
+        .args([
+            "-t2",
+            "-c64",
+            &format!("-d{secs}s"),
+            "--latency",
+            "-H",
+            header,
+            url,
+        ])
         .output()
         .expect("wrk (Debian package wrk) is needed for this benchmark");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -100,7 +111,7 @@ fn list_path() -> String {
 
 fn events_list(rt: &tokio::runtime::Runtime, secs: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, floor_addr) = rt.block_on(async {
+    let (addr, floor_addr, header) = rt.block_on(async {
         let store: Arc<dyn Store> =
             Arc::new(LmdbStore::open(dir.path(), Default::default()).expect("store"));
         let events = vigil_store::conformance::sample_events(10_000, 7);
@@ -109,11 +120,13 @@ fn events_list(rt: &tokio::runtime::Runtime, secs: u64) {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = vigil_http::AppState::new(store);
+        // Authenticated as vigild's users are: an API key on every request.
+        let (state, key) = common::authenticated(store).await;
+        let header = format!("X-API-Key: {key}");
         tokio::spawn(vigil_http::serve(listener, state, std::future::pending()));
         // The floor answers the very bytes vigil does.
-        let body = http_get(&format!("http://{addr}{}", list_path()));
-        (addr, floor(Bytes::from(body)).await)
+        let body = http_get(&format!("http://{addr}{}", list_path()), &header);
+        (addr, floor(Bytes::from(body)).await, header)
     });
     let path = list_path();
     let rounds: usize = std::env::var("VIGIL_BENCH_ROUNDS")
@@ -124,8 +137,8 @@ fn events_list(rt: &tokio::runtime::Runtime, secs: u64) {
     println!("{path} (10k events), wrk -t2 -c64 {secs}s, {rounds} rounds:");
     let (mut ours, mut floors, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (vigil_rps, vigil_p99) = wrk(&format!("http://{addr}{path}"), secs);
-        let (floor_rps, floor_p99) = wrk(&format!("http://{floor_addr}{path}"), secs);
+        let (vigil_rps, vigil_p99) = wrk(&format!("http://{addr}{path}"), secs, &header);
+        let (floor_rps, floor_p99) = wrk(&format!("http://{floor_addr}{path}"), secs, &header);
         println!(
             "  round {round}: vigil {vigil_rps:>8.0} req/s ({vigil_p99})   floor {floor_rps:>8.0} req/s ({floor_p99})   vigil/floor {:.2}",
             vigil_rps / floor_rps
@@ -147,7 +160,7 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn http_get(url: &str) -> Vec<u8> {
+fn http_get(url: &str, header: &str) -> Vec<u8> {
     let mut s = std::net::TcpStream::connect(
         url.trim_start_matches("http://")
             .split('/')
@@ -159,7 +172,7 @@ fn http_get(url: &str) -> Vec<u8> {
     use std::io::Write;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut buf = Vec::new();
@@ -216,7 +229,7 @@ fn mjpeg(rt: &tokio::runtime::Runtime, viewers: usize, secs: u64) {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = vigil_http::AppState::with_nvr(store, nvr.clone());
+        let state = vigil_http::AppState::with_nvr(store, nvr.clone()).without_auth();
         tokio::spawn(vigil_http::serve(listener, state, async {
             let _ = rx.await;
         }));

@@ -33,7 +33,8 @@ fuzz_target!(|data: &[u8]| {
         .body(http_body_util::Empty::<hyper::body::Bytes>::new())
         .expect("request");
     let w = vigil_fuzz::world();
-    let state = AppState::new(w.store.clone());
+    // Without authentication, so that every request reaches its handler.
+    let state = AppState::new(w.store.clone()).without_auth();
     let resp = w.rt.block_on(respond(&state, req));
     let status = resp.status();
     let allowed = status == hyper::StatusCode::SERVICE_UNAVAILABLE

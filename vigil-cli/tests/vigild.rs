@@ -258,3 +258,93 @@ fn timelapse_through_the_api(base: &str, data: &std::path::Path) {
     let (_, list) = http("GET", &format!("{base}/timelapse"), None);
     assert_eq!(list, serde_json::json!([]));
 }
+
+#[test]
+fn the_first_start_makes_an_admin_and_every_request_must_authenticate() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // stderr is read by a thread from the start, so vigild never blocks on a full pipe.
+    let lines = |child: &mut std::process::Child| {
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        rx
+    };
+    let mut child = common::start_secured(&data, port, None, &[]);
+    let rx = lines(&mut child);
+    let mut said = Vec::new();
+    let password = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no password printed: {said:?}"));
+        if said
+            .iter()
+            .any(|l: &String| l.contains("made the account `admin`"))
+        {
+            if let Some(p) = line.strip_prefix("    ") {
+                break p.trim().to_owned();
+            }
+        }
+        said.push(line);
+    };
+    assert!(password.len() >= 16, "{password}");
+    assert_eq!(http("GET", &format!("{base}/health"), None).0, 200);
+    let (st, v) = http("GET", &format!("{base}/api/cameras"), None);
+    assert_eq!(st, 401, "{v}");
+    let body = serde_json::json!({"username": "admin", "password": password}).to_string();
+    let (st, v) = http("POST", &format!("{base}/api/auth/login"), Some(&body));
+    assert_eq!(st, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (st, v) = http("GET", &format!("{base}/api/cameras?token={token}"), None);
+    assert_eq!(st, 200, "{v}");
+    stop(child);
+
+    // Restarted: the same account, no new password, the token still valid.
+    let mut child = common::start_secured(&data, port, None, &[]);
+    let rx = lines(&mut child);
+    let (st, _) = http("GET", &format!("{base}/api/cameras?token={token}"), None);
+    assert_eq!(st, 200);
+    stop(child);
+    let said: Vec<String> = rx.try_iter().collect();
+    assert!(
+        !said.iter().any(|l| l.contains("made the account")),
+        "{said:?}"
+    );
+
+    // VIGIL_ADMIN_PASSWORD names the first password instead.
+    let data2 = dir.path().join("data2");
+    let child = common::start_secured(&data2, port, Some("from-the-environment"), &[]);
+    let body = r#"{"username": "admin", "password": "from-the-environment"}"#;
+    assert_eq!(
+        http("POST", &format!("{base}/api/auth/login"), Some(body)).0,
+        200
+    );
+    stop(child);
+}
+
+#[test]
+fn no_auth_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigild"))
+        .args(["--no-auth", "--listen", "0.0.0.0:5999", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--no-auth is only allowed on a loopback address"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was started");
+}

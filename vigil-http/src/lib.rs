@@ -13,14 +13,22 @@
 //! - `router`: the route table (paths matched by `matchit`, one handler per method).
 //! - `api/`: the handlers, one module per family, and the JSON wire format.
 //! - `reply`: JSON, files with byte ranges, streamed bodies; `error`: `{"detail": ...}`.
+//! - [`auth`]: accounts, API keys, tokens, CSRF tokens, the failed-login limit; [`access`]
+//!   says what each endpoint needs. Every request is authenticated unless the state was made
+//!   with [`AppState::without_auth`], which [`serve`] accepts on a loopback address only.
 //!
 //! # Example
 //!
 //! ```no_run
 //! # async fn f(store: std::sync::Arc<dyn vigil_core::Store>) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-//! let state = vigil_http::AppState::new(store);
-//! vigil_http::serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! // Accounts, keys and tokens live in the store; make the first admin if there is none.
+//! let auth = vigil_http::auth::Auth::load(store.clone()).await.expect("accounts");
+//! if let Some(password) = auth.ensure_admin(None).await.expect("admin") {
+//!     eprintln!("admin password: {password}");
+//! }
+//! let state = vigil_http::AppState::new(store).with_auth(auth);
+//! vigil_http::serve(listener, state, std::future::pending()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -29,6 +37,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod api;
+pub mod auth;
 mod error;
 mod reply;
 mod router;
@@ -85,6 +94,16 @@ struct Inner {
     ids: Arc<tokio::sync::OnceCell<Arc<vigil_core::IdGenerator>>>,
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    auth: AuthMode,
+}
+
+/// Whether and how requests are authenticated.
+#[derive(Clone)]
+enum AuthMode {
+    /// Accounts loaded from the store on first use (or given with [`AppState::with_auth`]).
+    Required(Arc<tokio::sync::OnceCell<Arc<auth::Auth>>>),
+    /// No authentication: every request acts as an admin. Loopback only.
+    Open,
 }
 
 impl Inner {
@@ -100,13 +119,15 @@ impl Inner {
             sampler: Arc::default(),
             ids: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
+            auth: AuthMode::Required(Arc::default()),
         }
     }
 }
 
 impl AppState {
     /// State over a store alone: the records are served, cameras added through the API are
-    /// stored but nothing runs them, and media files are not served.
+    /// stored but nothing runs them, and media files are not served. Requests must
+    /// authenticate with the accounts kept in the store (see [`auth`]).
     pub fn new(store: Arc<dyn Store>) -> Self {
         AppState {
             inner: Arc::new(Inner::new(store, None, None)),
@@ -119,6 +140,53 @@ impl AppState {
         let data_dir = Some(nvr.data_dir().to_owned());
         AppState {
             inner: Arc::new(Inner::new(store, Some(nvr), data_dir)),
+        }
+    }
+
+    /// The same state, authenticating with `auth` (already loaded, say to make the first
+    /// admin before serving).
+    pub fn with_auth(self, auth: Arc<auth::Auth>) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.auth = AuthMode::Required(Arc::new(tokio::sync::OnceCell::new_with(Some(auth))));
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same state, without authentication: every request acts as an admin. [`serve`]
+    /// refuses it on an address that is not loopback.
+    pub fn without_auth(self) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.auth = AuthMode::Open;
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Whether requests are authenticated.
+    pub fn auth_required(&self) -> bool {
+        matches!(self.inner.auth, AuthMode::Required(_))
+    }
+
+    /// The accounts, once loaded (`None` without authentication).
+    pub fn auth(&self) -> Option<&Arc<auth::Auth>> {
+        match &self.inner.auth {
+            AuthMode::Required(cell) => cell.get(),
+            AuthMode::Open => None,
+        }
+    }
+
+    /// The accounts, loaded from the store on first use.
+    async fn load_auth(&self) -> Result<Option<Arc<auth::Auth>>, ApiError> {
+        match &self.inner.auth {
+            AuthMode::Required(cell) => {
+                let store = self.inner.store.clone();
+                let a = cell
+                    .get_or_try_init(|| async move { auth::Auth::load(store).await })
+                    .await?;
+                Ok(Some(a.clone()))
+            }
+            AuthMode::Open => Ok(None),
         }
     }
 
@@ -268,10 +336,19 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
     let mut resp = match respond_inner(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if read && resp.status() == StatusCode::UNAUTHORIZED {
+        // Browsers ask for a user and password (a camera's MJPEG opened in a tab, say). Not on
+        // a failed login or change: a page's script handles those itself.
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Vigil\", charset=\"UTF-8\""),
+        );
+    }
     // Any origin may read the API (both the HSI and SpectraX documents say so); what a caller
     // may do is decided by authentication, not by the browser.
     resp.headers_mut().insert(
@@ -320,6 +397,21 @@ where
             return Err(ApiError::not_found(format!("no endpoint at {path}")));
         }
     };
+    let peer = parts.extensions.get::<Peer>().map(|p| p.0);
+    let need = access(&ep.method, ep.pattern);
+    let query = parts.uri.query().unwrap_or("");
+    let mutation = !matches!(ep.method, Method::GET | Method::HEAD);
+    let principal = match authorize(state, &parts.headers, query, mutation, need, peer).await {
+        Ok(p) => p,
+        Err((e, who)) => {
+            if mutation {
+                if let Some(p) = who {
+                    audit(state, Some(&p), ep, &params, path, peer, e.status()).await;
+                }
+            }
+            return Err(e);
+        }
+    };
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -338,21 +430,184 @@ where
     } else {
         parts.method.clone()
     };
+    let audited = mutation && need != Access::Public;
+    let (who, audit_params) = if audited {
+        (principal.clone(), params.clone())
+    } else {
+        (None, Vec::new())
+    };
     let ctx = Ctx::new(
         state.clone(),
         method,
         path.to_owned(),
         params,
-        parts.uri.query().unwrap_or("").to_owned(),
+        query.to_owned(),
         parts.headers,
         body,
-    );
-    match tokio::time::timeout(HANDLER_TIMEOUT, (ep.handler)(ctx)).await {
+    )
+    .with_caller(principal, peer);
+    let reply = match tokio::time::timeout(HANDLER_TIMEOUT, (ep.handler)(ctx)).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::Status(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the request took over {} s", HANDLER_TIMEOUT.as_secs()),
         )),
+    };
+    if audited {
+        let status = match &reply {
+            Ok(r) => r.status(),
+            Err(e) => e.status(),
+        };
+        audit(state, who.as_ref(), ep, &audit_params, path, peer, status).await;
+    }
+    reply
+}
+
+/// The client's address, which [`serve`] puts in each request's extensions (audit entries and
+/// the failed-login limit use it). Embedders calling [`respond`] may insert it too.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// What an endpoint needs of the request's principal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing: health, readiness, login and auth status.
+    Public,
+    /// Any account, viewers too: its own password, tokens and CSRF token.
+    Account,
+    /// Reading: viewers and admins.
+    Viewer,
+    /// Admins only: every change, and the accounts, keys, tokens and audit log.
+    Admin,
+}
+
+/// What `method pattern` needs (the one place the access rules live; `docs/security.md`
+/// lists them).
+pub fn access(method: &Method, pattern: &str) -> Access {
+    const PUBLIC: &[(&str, &str)] = &[
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/api/system/health"),
+        ("GET", "/api/system/health/ready"),
+        ("GET", "/auth/status"),
+        ("POST", "/auth/validate"),
+        ("POST", "/api/auth/login"),
+    ];
+    const ACCOUNT: &[(&str, &str)] = &[
+        ("POST", "/auth/regenerate"),
+        ("POST", "/auth/set-password"),
+        ("POST", "/api/auth/logout"),
+        ("GET", "/api/auth/me"),
+        ("GET", "/api/account/my-token"),
+    ];
+    const ADMIN_READS: &[&str] = &["/api/accounts", "/api/keys", "/api/tokens", "/api/audit"];
+    let m = method.as_str();
+    if PUBLIC.iter().any(|&(pm, pp)| pm == m && pp == pattern) {
+        return Access::Public;
+    }
+    if ACCOUNT.iter().any(|&(pm, pp)| pm == m && pp == pattern) {
+        return Access::Account;
+    }
+    let read = *method == Method::GET || *method == Method::HEAD;
+    if read && !ADMIN_READS.iter().any(|p| pattern.starts_with(p)) {
+        return Access::Viewer;
+    }
+    Access::Admin
+}
+
+/// The request's principal when it may call an endpoint needing `need`; otherwise the error
+/// (401 unauthenticated, 403 not allowed or no CSRF token, 429 too many failed logins) and
+/// who was refused, if known.
+async fn authorize(
+    state: &AppState,
+    headers: &hyper::HeaderMap,
+    query: &str,
+    mutation: bool,
+    need: Access,
+    peer: Option<SocketAddr>,
+) -> Result<Option<auth::Principal>, (ApiError, Option<auth::Principal>)> {
+    let Some(auth) = state.load_auth().await.map_err(|e| (e, None))? else {
+        return Ok(Some(auth::Principal::open()));
+    };
+    let creds = auth::Credentials::from_request(headers, query);
+    let found = auth.authenticate(&creds, peer.map(|p| p.ip())).await;
+    if need == Access::Public {
+        // A public endpoint answers whatever came with it; a wrong token is simply no one.
+        return Ok(found.ok().flatten());
+    }
+    let p =
+        match found.map_err(|e| (e, None))? {
+            Some(p) => p,
+            None => return Err((
+                ApiError::Status(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication required: basic auth, a bearer token (or ?token=), or an API \
+                     key (X-API-Key or ?api_key=); POST /api/auth/login gives a token"
+                        .into(),
+                ),
+                None,
+            )),
+        };
+    if need == Access::Admin && p.role != auth::Role::Admin {
+        let msg = if mutation {
+            "this account is a viewer: it cannot change anything"
+        } else {
+            "this account is a viewer: only admins can read this"
+        };
+        return Err((ApiError::Status(StatusCode::FORBIDDEN, msg.into()), Some(p)));
+    }
+    if mutation && p.via.needs_csrf() {
+        let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+        if !auth.check_csrf(&p.account_id, sent) {
+            return Err((
+                ApiError::Status(
+                    StatusCode::FORBIDDEN,
+                    "a change made with basic auth or the login cookie needs the X-CSRF-TOKEN \
+                     header: GET /api/account/my-token gives it"
+                        .into(),
+                ),
+                Some(p),
+            ));
+        }
+    }
+    Ok(Some(p))
+}
+
+/// Writes the audit entry of a change (or of a refused one): who, what, when, from where.
+async fn audit(
+    state: &AppState,
+    who: Option<&auth::Principal>,
+    ep: &Endpoint,
+    params: &[(String, String)],
+    path: &str,
+    peer: Option<SocketAddr>,
+    status: StatusCode,
+) {
+    let Ok(ids) = state.ids().await else {
+        return;
+    };
+    let now = state.now();
+    let entry = vigil_core::AuditEntry {
+        id: vigil_core::AuditId(ids.next(now)),
+        time: now,
+        actor: who.map_or_else(|| "anonymous".to_owned(), auth::Principal::actor),
+        action: format!("{} {}", ep.method, ep.pattern),
+        resource_type: ep.tag.to_owned(),
+        resource_id: params.first().map(|(_, v)| v.clone()),
+        ip: peer.map(|p| p.ip().to_string()),
+        outcome: if status.is_success() || status.is_redirection() {
+            vigil_core::Outcome::Success
+        } else {
+            vigil_core::Outcome::Failure
+        },
+        details_json: serde_json::json!({"path": path, "status": status.as_u16()}).to_string(),
+    };
+    if let Err(e) = state
+        .store()
+        .apply(vigil_core::Mutation::PutAudit(Box::new(entry)).into())
+        .await
+    {
+        tracing::warn!(err = %e, "audit entry not stored");
     }
 }
 
@@ -386,6 +641,8 @@ async fn handle(
         %peer,
     );
     let started = Instant::now();
+    let mut req = req;
+    req.extensions_mut().insert(Peer(peer));
     let resp = tracing::Instrument::instrument(respond(&state, req), span.clone()).await;
     let status = resp.status();
     let _g = span.enter();
@@ -400,7 +657,26 @@ async fn handle(
 
 /// Serves the API on `listener` until `shutdown` resolves, then waits up to 10 s for open
 /// connections to finish (live streams are closed then).
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+///
+/// # Errors
+///
+/// A state made [`AppState::without_auth`] on a listener that is not on a loopback address:
+/// nothing is served.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if !state.auth_required() && !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to serve without authentication on {addr}: that is only allowed on \
+                 a loopback address (127.0.0.1 or ::1)"
+            ),
+        ));
+    }
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -443,4 +719,5 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
             tracing::warn!("connections still open after 10 s; closing them");
         }
     }
+    Ok(())
 }

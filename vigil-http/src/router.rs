@@ -31,6 +31,10 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// The body (at most [`crate::MAX_BODY_BYTES`]).
     pub body: Bytes,
+    /// Who sent it: `None` only on a public endpoint called without (valid) credentials.
+    pub principal: Option<crate::auth::Principal>,
+    /// The client's address, when known.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Ctx {
@@ -51,7 +55,25 @@ impl Ctx {
             query,
             headers,
             body,
+            principal: None,
+            peer: None,
         }
+    }
+
+    /// The same request, from `principal` at `peer`.
+    pub(crate) fn with_caller(
+        mut self,
+        principal: Option<crate::auth::Principal>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Ctx {
+        self.principal = principal;
+        self.peer = peer;
+        self
+    }
+
+    /// The client's IP address, when known.
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer.map(|p| p.ip())
     }
 
     /// A path parameter (the route names it, so it is there).

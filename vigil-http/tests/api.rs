@@ -1,131 +1,13 @@
 //! The HTTP server against a real LMDB store and real files, over real TCP connections.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 use vigil_core::{
     BBox, Batch, CameraId, Detection, DetectionId, Mutation, RecordedObject, Recording,
-    RecordingId, RecordingKind, Store, Timestamp,
+    RecordingId, RecordingKind, Timestamp,
 };
-use vigil_store::{LmdbStore, StoreOptions};
 
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    dir: tempfile::TempDir,
-    store: Arc<dyn Store>,
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(LmdbStore::open(&dir.path().join("db"), StoreOptions::default()).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = vigil_http::AppState::new(store.clone()).with_data_dir(dir.path());
-        let task = tokio::spawn(vigil_http::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        Server {
-            addr,
-            stop: Some(tx),
-            task,
-            dir,
-            store,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let url = format!("http://{}{path}", self.addr);
-        let method = method.to_owned();
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .allow_non_standard_methods(true)
-                .build()
-                .into();
-            let mut req = ureq::http::Request::builder()
-                .method(method.as_str())
-                .uri(&url);
-            for (k, v) in &headers {
-                req = req.header(k, v);
-            }
-            let mut resp = match body {
-                Some(b) => agent
-                    .run(
-                        req.header("content-type", "application/json")
-                            .body(b.to_string())
-                            .unwrap(),
-                    )
-                    .unwrap(),
-                None => agent.run(req.body(()).unwrap()).unwrap(),
-            };
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                .collect();
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(1 << 30)
-                .read_to_vec()
-                .unwrap();
-            Resp {
-                status,
-                headers,
-                body,
-            }
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.call("GET", path, None, &[]).await
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-}
+mod common;
+use common::{Resp, Server};
 
 /// A 4xx carries `{"detail": ...}`; a 422 locates the field.
 fn assert_error(r: &Resp, status: u16, loc: Option<&[&str]>, what: &str) {
@@ -769,7 +651,9 @@ async fn no_query_string_makes_a_list_endpoint_fail() {
         .map(|e| Mutation::PutEvent(Box::new(e.clone())))
         .collect();
     srv.store.apply(b).await.unwrap();
-    let state = vigil_http::AppState::new(srv.store.clone()).with_data_dir(srv.dir.path());
+    let state = vigil_http::AppState::new(srv.store.clone())
+        .with_data_dir(srv.dir.path())
+        .without_auth();
     let paths = [
         "/api/events",
         "/api/events/search",

@@ -15,7 +15,7 @@ use vigil_store::{LmdbStore, StoreOptions};
 struct System {
     base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
     nvr: Arc<Nvr>,
     dir: tempfile::TempDir,
 }
@@ -66,7 +66,7 @@ async fn start() -> System {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = vigil_http::AppState::with_nvr(store, nvr.clone());
+    let state = vigil_http::AppState::with_nvr(store, nvr.clone()).without_auth();
     let task = tokio::spawn(vigil_http::serve(listener, state, async {
         let _ = rx.await;
     }));
@@ -82,7 +82,7 @@ async fn start() -> System {
 impl System {
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
+        self.task.await.unwrap().unwrap();
         self.nvr.stop().await;
     }
 }

@@ -65,6 +65,10 @@ struct Args {
     /// objects followed.
     #[arg(long)]
     full_frame: bool,
+    /// Serve without authentication: every request acts as an admin. Only allowed when
+    /// listening on a loopback address (127.0.0.1, ::1).
+    #[arg(long)]
+    no_auth: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +98,12 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
         .listen
         .or(cfg.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
+    if args.no_auth && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--no-auth is only allowed on a loopback address, and --listen is {listen}: \
+             anyone on the network could change and watch everything"
+        );
+    }
     let registry = Arc::new(detectors(&args, &cfg)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,15 +166,17 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
+        let state = vigil_http::AppState::with_nvr(store.clone(), nvr.clone())
+            .with_detectors(registry)
+            .with_timelapse(timelapse);
+        let state = if args.no_auth {
+            tracing::warn!(addr = %listen, "serving without authentication (--no-auth)");
+            state.without_auth()
+        } else {
+            state.with_auth(first_admin(store.clone()).await?)
+        };
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
-        vigil_http::serve(
-            listener,
-            vigil_http::AppState::with_nvr(store, nvr.clone())
-                .with_detectors(registry)
-                .with_timelapse(timelapse),
-            shutdown_signal(),
-        )
-        .await;
+        let served = vigil_http::serve(listener, state, shutdown_signal()).await;
         let _ = stop_tasks.send(true);
         nvr.stop().await;
         if art.await.is_err() {
@@ -173,9 +185,37 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
         if timelapse_task.await.is_err() {
             tracing::error!("the timelapse task panicked");
         }
+        served.context("serving the API")?;
         tracing::info!("vigild stopped");
         Ok(())
     })
+}
+
+/// The accounts; on a data directory without any, the account `admin` with the password of
+/// `VIGIL_ADMIN_PASSWORD`, or a random one printed here once (never to the stored log).
+async fn first_admin(store: Arc<dyn Store>) -> anyhow::Result<Arc<vigil_http::auth::Auth>> {
+    let auth = vigil_http::auth::Auth::load(store)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the accounts: {}", e.message()))?;
+    let given = std::env::var("VIGIL_ADMIN_PASSWORD").ok();
+    let made = auth
+        .ensure_admin(given.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("VIGIL_ADMIN_PASSWORD: {}", e.message()))?;
+    match (made, given) {
+        (Some(_), Some(_)) => {
+            tracing::info!("made the account admin with the password of VIGIL_ADMIN_PASSWORD")
+        }
+        (Some(password), None) => {
+            eprintln!(
+                "\nvigild: made the account `admin` with the password\n\n    {password}\n\n\
+                 It is shown this once. Log in with it (basic auth, or POST /api/auth/login) and \
+                 change it with POST /auth/set-password.\n"
+            );
+        }
+        (None, _) => {}
+    }
+    Ok(auth)
 }
 
 /// Sets the cameras the file names (keeping when each was added), then the demo camera when

@@ -7,19 +7,44 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// Starts vigild and waits for it to answer; the caller stops (and waits for) it.
+/// Starts vigild without authentication (`--no-auth`, on loopback) and waits for it to
+/// answer; the caller stops (and waits for) it. The tests of the API's surface use it; the
+/// authentication tests use [`start_secured`].
 pub fn start(data: &Path, port: u16) -> Child {
     start_with(data, port, &[])
 }
 
-/// Starts vigild with more arguments.
-#[allow(clippy::zombie_processes)]
+/// Starts vigild without authentication, with more arguments.
 pub fn start_with(data: &Path, port: u16, more: &[&str]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigild"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigild"));
+    cmd.arg("--no-auth").args(more);
+    spawn_and_wait(cmd, data, port)
+}
+
+/// Starts vigild as users run it: authentication on, the first admin's password from
+/// `VIGIL_ADMIN_PASSWORD` when `admin_password` is given (else printed on stderr, which the
+/// caller then reads).
+pub fn start_secured(data: &Path, port: u16, admin_password: Option<&str>, more: &[&str]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigild"));
+    cmd.args(more);
+    match admin_password {
+        Some(p) => {
+            cmd.env("VIGIL_ADMIN_PASSWORD", p);
+        }
+        None => {
+            cmd.env_remove("VIGIL_ADMIN_PASSWORD")
+                .stderr(std::process::Stdio::piped());
+        }
+    }
+    spawn_and_wait(cmd, data, port)
+}
+
+#[allow(clippy::zombie_processes)]
+fn spawn_and_wait(mut cmd: Command, data: &Path, port: u16) -> Child {
+    let mut child = cmd
         .args(["--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(more)
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();

@@ -80,6 +80,14 @@ pub(crate) fn document() -> Value {
         if ep.tag == "unsupported" {
             op["responses"] = json!({"501": {"description": ep.summary}});
         }
+        match crate::access(&ep.method, ep.pattern) {
+            // Open: an empty requirement overrides the document's.
+            crate::Access::Public => op["security"] = json!([]),
+            crate::Access::Admin => {
+                op["responses"]["403"] = json!({"description": "Admins only"});
+            }
+            _ => {}
+        }
         let entry = paths.entry(path).or_insert_with(|| json!({}));
         entry[method] = op;
     }
@@ -91,7 +99,17 @@ pub(crate) fn document() -> Value {
             "description": "The Vigil NVR API: the union of the Frigate, Home Security Intelligence, picam, SpectraX and SentryShot APIs (docs/api/mapping.md).",
         },
         "paths": paths,
-        "components": {"schemas": {
+        // Any one of these (docs/security.md); the CSRF token goes with basic auth and the
+        // cookie on changes.
+        "security": [{"basic": []}, {"bearer": []}, {"apiKey": []}, {"cookie": []}],
+        "components": {
+        "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "a token from POST /api/auth/login, or ?token="},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "or ?api_key="},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "vigil_token"},
+        },
+        "schemas": {
             "Error": {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
             "ValidationError": {"type": "object", "properties": {"detail": {"type": "array", "items": {
                 "type": "object",

@@ -1,5 +1,6 @@
 //! The handlers, one module per family, and the table that routes to them.
 
+mod accounts;
 mod analytics;
 mod cameras;
 mod detections;
@@ -38,6 +39,7 @@ pub(crate) fn value_of<T: serde::Serialize>(v: &T) -> serde_json::Value {
 pub(crate) fn routes() -> Router {
     let mut r = Router::new();
     system::routes(&mut r);
+    accounts::routes(&mut r);
     cameras::routes(&mut r);
     events::routes(&mut r);
     detections::routes(&mut r);

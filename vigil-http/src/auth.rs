@@ -1,0 +1,1102 @@
+//! Who a request comes from, and what it may do: accounts, API keys, tokens, CSRF tokens and
+//! the failed-login limit.
+//!
+//! The security model (`docs/security.md` says it for users):
+//! - An account has a role: `admin` (everything) or `viewer` (reads, and its own password and
+//!   tokens). Passwords are kept as argon2id hashes (PHC strings).
+//! - A request proves who it is with HTTP basic auth, a bearer token (`Authorization: Bearer`,
+//!   `?token=` for SSE and WebSocket clients, or the `vigil_token` cookie a login sets), or an
+//!   API key (`X-API-Key`, `?api_key=`). Tokens and keys are 32 random bytes; only their
+//!   SHA-256 is stored, so the store's files do not hold a usable secret.
+//! - Tokens come from a password login and expire ([`TOKEN_TTL`]); keys do not expire. Both can
+//!   be revoked. A revoked or expired one is refused like a wrong one.
+//! - A mutation (POST, PUT, PATCH, DELETE) authenticated by basic auth or by the cookie — what a
+//!   browser sends by itself — must carry the account's CSRF token in `X-CSRF-TOKEN`
+//!   (`GET /api/account/my-token`). CSRF tokens are made at start and live in memory only.
+//! - Failed logins (password checks of any kind) are limited per client address:
+//!   [`MAX_FAILURES`] in [`FAILURE_WINDOW`], then 429 until the window ends.
+//!
+//! Everything is one JSON document in the store's settings ([`SETTING`]), written through
+//! [`Mutation::PutSetting`] on every change, so it is as crash-safe as the rest of the store.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use hyper::header::{HeaderMap, AUTHORIZATION, COOKIE};
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vigil_core::{Clocks, Mutation, RealClocks, Store, Timestamp};
+
+use crate::error::ApiError;
+
+/// The store setting that holds accounts, keys and tokens.
+pub const SETTING: &str = "auth";
+
+/// How long a token from a password login is valid.
+pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Failed password checks allowed per client address in [`FAILURE_WINDOW`].
+pub const MAX_FAILURES: u32 = 5;
+
+/// The window of [`MAX_FAILURES`].
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// The name of the cookie a login sets.
+pub const COOKIE_NAME: &str = "vigil_token";
+
+/// How long a checked basic-auth password is remembered (argon2 takes tens of milliseconds,
+/// on purpose; a client sending basic auth with every request must not pay it each time).
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+
+/// What an account may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Reads, and its own password and tokens.
+    Viewer,
+}
+
+impl Role {
+    /// `admin` or `viewer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// How a request proved who it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// HTTP basic auth.
+    Basic,
+    /// The login cookie (a token).
+    Cookie {
+        /// The token's id.
+        token_id: String,
+    },
+    /// A bearer token, in the header or `?token=`.
+    Bearer {
+        /// The token's id.
+        token_id: String,
+    },
+    /// An API key.
+    ApiKey {
+        /// The key's id.
+        key_id: String,
+        /// The key's name.
+        name: String,
+    },
+    /// Nobody: the server runs without authentication (loopback only).
+    Open,
+}
+
+impl Via {
+    /// Whether a browser sends this by itself, so that a mutation needs the CSRF token.
+    pub fn needs_csrf(&self) -> bool {
+        matches!(self, Via::Basic | Via::Cookie { .. })
+    }
+
+    /// The token this request came with, if any.
+    pub fn token_id(&self) -> Option<&str> {
+        match self {
+            Via::Cookie { token_id } | Via::Bearer { token_id } => Some(token_id),
+            _ => None,
+        }
+    }
+}
+
+/// Who a request comes from.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The account's id (empty in open mode).
+    pub account_id: String,
+    /// The account's name (`anonymous` in open mode).
+    pub username: String,
+    /// What it may do.
+    pub role: Role,
+    /// How it proved it.
+    pub via: Via,
+}
+
+impl Principal {
+    /// The principal of a server without authentication: an admin nobody in particular.
+    pub fn open() -> Principal {
+        Principal {
+            account_id: String::new(),
+            username: "anonymous".into(),
+            role: Role::Admin,
+            via: Via::Open,
+        }
+    }
+
+    /// The name written in audit entries: the user, or `apikey:<name>` for a key.
+    pub fn actor(&self) -> String {
+        match &self.via {
+            Via::ApiKey { name, .. } => format!("apikey:{name}"),
+            _ => self.username.clone(),
+        }
+    }
+}
+
+/// An account as the API shows it (no hash).
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountView {
+    /// Identifier.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// SentryShot's flag: the role is admin.
+    #[serde(rename = "isAdmin")]
+    pub is_admin: bool,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+/// An API key as the API shows it (never the key itself, which is shown once).
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyView {
+    /// Identifier.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// The account it acts as.
+    pub account_id: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A token as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenView {
+    /// Identifier.
+    pub id: String,
+    /// The account it acts as.
+    pub account_id: String,
+    /// When it was issued.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A token just issued.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The token (shown once).
+    pub token: String,
+    /// Its record.
+    pub view: TokenView,
+    /// The account.
+    pub account: AccountView,
+}
+
+/// What a request carried to prove who it is.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// Basic auth user and password.
+    pub basic: Option<(String, String)>,
+    /// A bearer token (header or `?token=`).
+    pub bearer: Option<String>,
+    /// The login cookie's token.
+    pub cookie: Option<String>,
+    /// An API key (`X-API-Key` or `?api_key=`).
+    pub api_key: Option<String>,
+}
+
+impl Credentials {
+    /// Reads the credentials of a request.
+    pub fn from_request(headers: &HeaderMap, query: &str) -> Credentials {
+        let mut c = Credentials::default();
+        if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v, ""));
+            if scheme.eq_ignore_ascii_case("basic") {
+                c.basic = decode_basic(rest.trim());
+            } else if scheme.eq_ignore_ascii_case("bearer") {
+                c.bearer = Some(rest.trim().to_owned());
+            }
+        }
+        if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            c.api_key = Some(v.trim().to_owned());
+        }
+        for v in headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            for part in v.split(';') {
+                if let Some((k, val)) = part.trim().split_once('=') {
+                    if k == COOKIE_NAME {
+                        c.cookie = Some(val.to_owned());
+                    }
+                }
+            }
+        }
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "token" if c.bearer.is_none() => c.bearer = Some(v.into_owned()),
+                "api_key" if c.api_key.is_none() => c.api_key = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// Whether the request carried anything at all.
+    pub fn any(&self) -> bool {
+        self.basic.is_some()
+            || self.bearer.is_some()
+            || self.cookie.is_some()
+            || self.api_key.is_some()
+    }
+}
+
+fn decode_basic(b64: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Db {
+    accounts: Vec<AccountRec>,
+    keys: Vec<KeyRec>,
+    tokens: Vec<TokenRec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AccountRec {
+    id: String,
+    username: String,
+    role: Role,
+    password_hash: String,
+    created: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KeyRec {
+    id: String,
+    name: String,
+    account_id: String,
+    hash: String,
+    prefix: String,
+    created: Timestamp,
+    revoked: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TokenRec {
+    id: String,
+    account_id: String,
+    hash: String,
+    created: Timestamp,
+    expires: Timestamp,
+    revoked: Option<Timestamp>,
+}
+
+impl AccountRec {
+    fn view(&self) -> AccountView {
+        AccountView {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            role: self.role,
+            is_admin: self.role == Role::Admin,
+            created_at: self.created,
+        }
+    }
+}
+
+impl KeyRec {
+    fn view(&self) -> KeyView {
+        KeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            account_id: self.account_id.clone(),
+            prefix: self.prefix.clone(),
+            created_at: self.created,
+            revoked_at: self.revoked,
+        }
+    }
+}
+
+impl TokenRec {
+    fn view(&self) -> TokenView {
+        TokenView {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            created_at: self.created,
+            expires_at: self.expires,
+            revoked_at: self.revoked,
+        }
+    }
+}
+
+/// Failed password checks per client address.
+#[derive(Default)]
+struct Limiter {
+    failures: HashMap<IpAddr, (Instant, u32)>,
+}
+
+impl Limiter {
+    /// `Err(wait)` while `ip` is over the limit.
+    fn check(&mut self, ip: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        let Some(ip) = ip else { return Ok(()) };
+        match self.failures.get(&ip) {
+            Some(&(start, n)) if n >= MAX_FAILURES => {
+                let end = start + FAILURE_WINDOW;
+                if now < end {
+                    Err(end - now)
+                } else {
+                    self.failures.remove(&ip);
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, ip: Option<IpAddr>, now: Instant) {
+        let Some(ip) = ip else { return };
+        if self.failures.len() > 10_000 {
+            self.failures
+                .retain(|_, (start, _)| now.duration_since(*start) < FAILURE_WINDOW);
+        }
+        let e = self.failures.entry(ip).or_insert((now, 0));
+        if now.duration_since(e.0) >= FAILURE_WINDOW {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+    }
+
+    fn succeed(&mut self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.failures.remove(&ip);
+        }
+    }
+}
+
+/// Accounts, keys and tokens, kept in memory and saved to the store on every change.
+pub struct Auth {
+    store: Arc<dyn Store>,
+    db: Mutex<Db>,
+    /// Serialises changes so that saves reach the store in the order they were made.
+    writing: tokio::sync::Mutex<()>,
+    csrf: Mutex<HashMap<String, String>>,
+    limiter: Mutex<Limiter>,
+    /// Basic-auth passwords checked lately: a keyed digest of `user:password` → the account
+    /// and the hash that was checked (a changed password no longer matches it).
+    verified: Mutex<HashMap<[u8; 32], (String, String, Instant)>>,
+    /// The key of `verified`'s digests, random per process.
+    pepper: [u8; 32],
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; carry on with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now() -> Timestamp {
+    RealClocks::default().realtime()
+}
+
+/// `n` random bytes, hex.
+fn random_hex(n: usize) -> Result<String, ApiError> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| {
+        ApiError::Status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the system's random source failed: {e}"),
+        )
+    })?;
+    Ok(hex(&b))
+}
+
+fn hex(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(HEX[usize::from(x >> 4)]));
+        s.push(char::from(HEX[usize::from(x & 15)]));
+    }
+    s
+}
+
+fn digest(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares two strings in time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| {
+        ApiError::Status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the system's random source failed: {e}"),
+        )
+    })?;
+    let salt = SaltString::encode_b64(&salt).map_err(internal)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(internal)?
+        .to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn unauthorized(msg: impl Into<String>) -> ApiError {
+    ApiError::Status(StatusCode::UNAUTHORIZED, msg.into())
+}
+
+fn check_password_rules(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::bad_request(format!(
+            "the password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if p.len() > 1024 {
+        return Err(ApiError::bad_request("the password is over 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn check_name(what: &str, v: &str) -> Result<(), ApiError> {
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what} {v:?}: 1 to 64 letters, digits, '.', '_', '-' or '@'"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs argon2 off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+impl Auth {
+    /// Loads accounts, keys and tokens from `store` (none on a new store).
+    pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Auth>, ApiError> {
+        let db = match store.setting(SETTING).await? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                ApiError::Status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the stored accounts do not read back: {e}"),
+                )
+            })?,
+            None => Db::default(),
+        };
+        let mut pepper = [0u8; 32];
+        getrandom::fill(&mut pepper).map_err(internal)?;
+        Ok(Arc::new(Auth {
+            store,
+            db: Mutex::new(db),
+            writing: tokio::sync::Mutex::new(()),
+            csrf: Mutex::default(),
+            limiter: Mutex::default(),
+            verified: Mutex::default(),
+            pepper,
+        }))
+    }
+
+    /// Applies `change` to the accounts and saves them; nothing changes when either fails.
+    async fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Db) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let _w = self.writing.lock().await;
+        let (before, out, text) = {
+            let mut db = lock(&self.db);
+            let before = db.clone();
+            let out = change(&mut db)?;
+            // Expired tokens are dropped with any change.
+            let t = now();
+            db.tokens.retain(|k| k.expires > t);
+            let text = serde_json::to_string(&*db).map_err(internal)?;
+            (before, out, text)
+        };
+        let saved = self
+            .store
+            .apply(
+                Mutation::PutSetting {
+                    key: SETTING.to_owned(),
+                    value: text,
+                }
+                .into(),
+            )
+            .await;
+        if let Err(e) = saved {
+            *lock(&self.db) = before;
+            return Err(e.into());
+        }
+        Ok(out)
+    }
+
+    /// Whether any account exists.
+    pub fn has_accounts(&self) -> bool {
+        !lock(&self.db).accounts.is_empty()
+    }
+
+    /// On a store with no account, makes `admin` with `password`, or with a random one that is
+    /// returned (to be shown once). `None` when accounts exist already.
+    pub async fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>, ApiError> {
+        if self.has_accounts() {
+            return Ok(None);
+        }
+        let password = match password {
+            Some(p) => {
+                check_password_rules(p)?;
+                p.to_owned()
+            }
+            None => random_hex(12)?,
+        };
+        self.put_account(None, "admin", Role::Admin, Some(&password))
+            .await?;
+        Ok(Some(password))
+    }
+
+    /// Every account.
+    pub fn accounts(&self) -> Vec<AccountView> {
+        lock(&self.db)
+            .accounts
+            .iter()
+            .map(AccountRec::view)
+            .collect()
+    }
+
+    /// One account.
+    pub fn account(&self, id: &str) -> Option<AccountView> {
+        lock(&self.db)
+            .accounts
+            .iter()
+            .find(|a| a.id == id)
+            .map(AccountRec::view)
+    }
+
+    /// Creates account `id` (a new id when `None`) or replaces it. A new account needs a
+    /// password; a replaced one keeps its password when `password` is `None`. The last admin
+    /// cannot lose the role.
+    pub async fn put_account(
+        &self,
+        id: Option<&str>,
+        username: &str,
+        role: Role,
+        password: Option<&str>,
+    ) -> Result<AccountView, ApiError> {
+        check_name("username", username)?;
+        let id = match id {
+            Some(id) => {
+                check_name("id", id)?;
+                id.to_owned()
+            }
+            None => random_hex(8)?,
+        };
+        let hash = match password {
+            Some(p) => {
+                check_password_rules(p)?;
+                let p = p.to_owned();
+                Some(blocking(move || hash_password(&p)).await??)
+            }
+            None => None,
+        };
+        self.change(|db| {
+            if db
+                .accounts
+                .iter()
+                .any(|a| a.username == username && a.id != id)
+            {
+                return Err(ApiError::Status(
+                    StatusCode::CONFLICT,
+                    format!("the username {username:?} is taken"),
+                ));
+            }
+            let admins = db.accounts.iter().filter(|a| a.role == Role::Admin).count();
+            match db.accounts.iter_mut().find(|a| a.id == id) {
+                Some(a) => {
+                    if a.role == Role::Admin && role != Role::Admin && admins == 1 {
+                        return Err(ApiError::Status(
+                            StatusCode::CONFLICT,
+                            "the last admin account cannot become a viewer".into(),
+                        ));
+                    }
+                    a.username = username.to_owned();
+                    a.role = role;
+                    if let Some(h) = hash {
+                        a.password_hash = h;
+                    }
+                    Ok(a.view())
+                }
+                None => {
+                    let Some(h) = hash else {
+                        return Err(ApiError::missing("body", "plainPassword"));
+                    };
+                    let a = AccountRec {
+                        id: id.clone(),
+                        username: username.to_owned(),
+                        role,
+                        password_hash: h,
+                        created: now(),
+                    };
+                    let v = a.view();
+                    db.accounts.push(a);
+                    Ok(v)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Deletes an account with its keys and tokens. The last admin cannot be deleted.
+    pub async fn delete_account(&self, id: &str) -> Result<(), ApiError> {
+        self.change(|db| {
+            let Some(i) = db.accounts.iter().position(|a| a.id == id) else {
+                return Err(ApiError::not_found(format!("no account {id:?}")));
+            };
+            let admins = db.accounts.iter().filter(|a| a.role == Role::Admin).count();
+            if db.accounts[i].role == Role::Admin && admins == 1 {
+                return Err(ApiError::Status(
+                    StatusCode::CONFLICT,
+                    "the last admin account cannot be deleted".into(),
+                ));
+            }
+            db.accounts.remove(i);
+            db.keys.retain(|k| k.account_id != id);
+            db.tokens.retain(|t| t.account_id != id);
+            Ok(())
+        })
+        .await?;
+        lock(&self.csrf).remove(id);
+        Ok(())
+    }
+
+    /// Checks a password for `username` within the failed-login limit.
+    async fn check_login(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<AccountRec, ApiError> {
+        if let Err(wait) = lock(&self.limiter).check(ip, Instant::now()) {
+            return Err(ApiError::Status(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed logins from this address; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        let acct = lock(&self.db)
+            .accounts
+            .iter()
+            .find(|a| a.username == username)
+            .cloned();
+        let p = password.to_owned();
+        // An unknown user costs the same as a wrong password.
+        let hash = acct.as_ref().map(|a| a.password_hash.clone());
+        let ok = blocking(move || match hash {
+            Some(h) => verify_password(&p, &h),
+            None => {
+                let _ = hash_password(&p);
+                false
+            }
+        })
+        .await?;
+        match acct {
+            Some(a) if ok => {
+                lock(&self.limiter).succeed(ip);
+                Ok(a)
+            }
+            _ => {
+                lock(&self.limiter).fail(ip, Instant::now());
+                Err(unauthorized("wrong username or password"))
+            }
+        }
+    }
+
+    /// A password login: a new token for the account.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Issued, ApiError> {
+        let acct = self.check_login(username, password, ip).await?;
+        self.issue(&acct.id).await
+    }
+
+    /// Issues a token for account `account_id`.
+    pub async fn issue(&self, account_id: &str) -> Result<Issued, ApiError> {
+        let token = format!("vt_{}", random_hex(32)?);
+        let id = random_hex(8)?;
+        let created = now();
+        let rec = TokenRec {
+            id,
+            account_id: account_id.to_owned(),
+            hash: digest(&token),
+            created,
+            expires: Timestamp(created.0.saturating_add(TOKEN_TTL.as_micros() as i64)),
+            revoked: None,
+        };
+        let (view, account) = self
+            .change(|db| {
+                let Some(a) = db.accounts.iter().find(|a| a.id == account_id) else {
+                    return Err(ApiError::not_found(format!("no account {account_id:?}")));
+                };
+                let account = a.view();
+                let view = rec.view();
+                db.tokens.push(rec);
+                Ok((view, account))
+            })
+            .await?;
+        Ok(Issued {
+            token,
+            view,
+            account,
+        })
+    }
+
+    /// Revokes the token of `principal` (if it came with one) and issues a new one.
+    pub async fn regenerate(&self, principal: &Principal) -> Result<Issued, ApiError> {
+        if let Some(t) = principal.via.token_id() {
+            self.revoke_token(t).await?;
+        }
+        self.issue(&principal.account_id).await
+    }
+
+    /// Changes the password of `account_id` after checking `current`; the account's tokens
+    /// stay valid.
+    pub async fn set_password(
+        &self,
+        account_id: &str,
+        current: &str,
+        new: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        let username = self
+            .account(account_id)
+            .ok_or_else(|| ApiError::not_found(format!("no account {account_id:?}")))?
+            .username;
+        match self.check_login(&username, current, ip).await {
+            Ok(_) => {}
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+                return Err(ApiError::Status(
+                    StatusCode::FORBIDDEN,
+                    "the current password is wrong".into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+        check_password_rules(new)?;
+        let p = new.to_owned();
+        let hash = blocking(move || hash_password(&p)).await??;
+        self.change(|db| {
+            match db.accounts.iter_mut().find(|a| a.id == account_id) {
+                Some(a) => a.password_hash = hash,
+                None => return Err(ApiError::not_found(format!("no account {account_id:?}"))),
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes an API key acting as `account_id`; the key is returned once.
+    pub async fn create_key(
+        &self,
+        account_id: &str,
+        name: &str,
+    ) -> Result<(KeyView, String), ApiError> {
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(ApiError::bad_request("a key's name is 1 to 100 characters"));
+        }
+        let key = format!("vk_{}", random_hex(32)?);
+        let rec = KeyRec {
+            id: random_hex(8)?,
+            name: name.to_owned(),
+            account_id: account_id.to_owned(),
+            hash: digest(&key),
+            prefix: key[..7].to_owned(),
+            created: now(),
+            revoked: None,
+        };
+        let view = self
+            .change(|db| {
+                if !db.accounts.iter().any(|a| a.id == account_id) {
+                    return Err(ApiError::not_found(format!("no account {account_id:?}")));
+                }
+                let v = rec.view();
+                db.keys.push(rec);
+                Ok(v)
+            })
+            .await?;
+        Ok((view, key))
+    }
+
+    /// Every API key.
+    pub fn keys(&self) -> Vec<KeyView> {
+        lock(&self.db).keys.iter().map(KeyRec::view).collect()
+    }
+
+    /// Revokes an API key.
+    pub async fn revoke_key(&self, id: &str) -> Result<(), ApiError> {
+        self.change(|db| match db.keys.iter_mut().find(|k| k.id == id) {
+            Some(k) => {
+                k.revoked.get_or_insert_with(now);
+                Ok(())
+            }
+            None => Err(ApiError::not_found(format!("no API key {id:?}"))),
+        })
+        .await
+    }
+
+    /// Every token not yet expired.
+    pub fn tokens(&self) -> Vec<TokenView> {
+        let t = now();
+        lock(&self.db)
+            .tokens
+            .iter()
+            .filter(|k| k.expires > t)
+            .map(TokenRec::view)
+            .collect()
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
+        self.change(|db| match db.tokens.iter_mut().find(|k| k.id == id) {
+            Some(k) => {
+                k.revoked.get_or_insert_with(now);
+                Ok(())
+            }
+            None => Err(ApiError::not_found(format!("no token {id:?}"))),
+        })
+        .await
+    }
+
+    /// The CSRF token of an account (made on first use, kept until the process ends).
+    pub fn csrf_token(&self, account_id: &str) -> Result<String, ApiError> {
+        let mut m = lock(&self.csrf);
+        if let Some(t) = m.get(account_id) {
+            return Ok(t.clone());
+        }
+        let t = random_hex(16)?;
+        m.insert(account_id.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    /// Whether `sent` is the CSRF token of `account_id`.
+    pub fn check_csrf(&self, account_id: &str, sent: Option<&str>) -> bool {
+        match (lock(&self.csrf).get(account_id), sent) {
+            (Some(t), Some(s)) => same(t, s),
+            _ => false,
+        }
+    }
+
+    fn principal_of_token(&self, token: &str, cookie: bool) -> Option<Principal> {
+        let h = digest(token);
+        let t = now();
+        let db = lock(&self.db);
+        let rec = db
+            .tokens
+            .iter()
+            .find(|k| same(&k.hash, &h) && k.revoked.is_none() && k.expires > t)?;
+        let a = db.accounts.iter().find(|a| a.id == rec.account_id)?;
+        let token_id = rec.id.clone();
+        Some(Principal {
+            account_id: a.id.clone(),
+            username: a.username.clone(),
+            role: a.role,
+            via: if cookie {
+                Via::Cookie { token_id }
+            } else {
+                Via::Bearer { token_id }
+            },
+        })
+    }
+
+    fn principal_of_key(&self, key: &str) -> Option<Principal> {
+        let h = digest(key);
+        let db = lock(&self.db);
+        let rec = db
+            .keys
+            .iter()
+            .find(|k| same(&k.hash, &h) && k.revoked.is_none())?;
+        let a = db.accounts.iter().find(|a| a.id == rec.account_id)?;
+        Some(Principal {
+            account_id: a.id.clone(),
+            username: a.username.clone(),
+            role: a.role,
+            via: Via::ApiKey {
+                key_id: rec.id.clone(),
+                name: rec.name.clone(),
+            },
+        })
+    }
+
+    async fn principal_of_basic(
+        &self,
+        user: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Principal, ApiError> {
+        let mut h = Sha256::new();
+        h.update(self.pepper);
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        let key: [u8; 32] = h.finalize().into();
+        let remembered = lock(&self.verified).get(&key).cloned();
+        if let Some((id, hash, at)) = remembered {
+            let db = lock(&self.db);
+            if at.elapsed() < VERIFIED_TTL {
+                if let Some(a) = db
+                    .accounts
+                    .iter()
+                    .find(|a| a.id == id && a.password_hash == hash)
+                {
+                    return Ok(Principal {
+                        account_id: a.id.clone(),
+                        username: a.username.clone(),
+                        role: a.role,
+                        via: Via::Basic,
+                    });
+                }
+            }
+        }
+        let a = self.check_login(user, password, ip).await?;
+        {
+            let mut v = lock(&self.verified);
+            if v.len() >= 1024 {
+                v.clear();
+            }
+            v.insert(key, (a.id.clone(), a.password_hash.clone(), Instant::now()));
+        }
+        Ok(Principal {
+            account_id: a.id,
+            username: a.username,
+            role: a.role,
+            via: Via::Basic,
+        })
+    }
+
+    /// Who `creds` prove the request comes from: `Ok(None)` when they carry nothing, 401 when
+    /// what they carry is wrong, revoked or expired (429 after too many wrong passwords).
+    pub async fn authenticate(
+        &self,
+        creds: &Credentials,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<Principal>, ApiError> {
+        if let Some(k) = &creds.api_key {
+            return self
+                .principal_of_key(k)
+                .map(Some)
+                .ok_or_else(|| unauthorized("the API key is not valid (unknown or revoked)"));
+        }
+        if let Some(t) = &creds.bearer {
+            return self.principal_of_token(t, false).map(Some).ok_or_else(|| {
+                unauthorized("the token is not valid (unknown, expired or revoked)")
+            });
+        }
+        if let Some((u, p)) = &creds.basic {
+            return self.principal_of_basic(u, p, ip).await.map(Some);
+        }
+        if let Some(t) = &creds.cookie {
+            return self.principal_of_token(t, true).map(Some).ok_or_else(|| {
+                unauthorized("the session has ended (expired or revoked); log in again")
+            });
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_from_headers_and_query() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "Basic dXNlcjpwYTpzcw==".parse().unwrap());
+        h.insert(COOKIE, "a=b; vigil_token=vt_1".parse().unwrap());
+        let c = Credentials::from_request(&h, "api_key=vk_2&token=vt_3");
+        assert_eq!(c.basic, Some(("user".into(), "pa:ss".into())));
+        assert_eq!(c.cookie.as_deref(), Some("vt_1"));
+        assert_eq!(c.api_key.as_deref(), Some("vk_2"));
+        assert_eq!(c.bearer.as_deref(), Some("vt_3"));
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "bearer  vt_9".parse().unwrap());
+        h.insert("x-api-key", "vk_8".parse().unwrap());
+        let c = Credentials::from_request(&h, "token=vt_other");
+        assert_eq!(c.bearer.as_deref(), Some("vt_9"));
+        assert_eq!(c.api_key.as_deref(), Some("vk_8"));
+        assert!(!Credentials::from_request(&HeaderMap::new(), "").any());
+    }
+
+    #[test]
+    fn limiter_blocks_after_the_limit_and_forgets_after_the_window() {
+        let mut l = Limiter::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        let t0 = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(l.check(ip, t0).is_ok());
+            l.fail(ip, t0);
+        }
+        assert!(l.check(ip, t0 + Duration::from_secs(1)).is_err());
+        assert!(l.check(Some(IpAddr::from([10, 0, 0, 2])), t0).is_ok());
+        assert!(l.check(ip, t0 + FAILURE_WINDOW).is_ok());
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horsf", &h));
+        assert!(!verify_password("x", "not a hash"));
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+}
