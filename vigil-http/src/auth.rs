@@ -16,8 +16,10 @@
 //! - Failed logins (password checks of any kind) are limited per client address:
 //!   [`MAX_FAILURES`] in [`FAILURE_WINDOW`], then 429 until the window ends.
 //!
-//! Everything is one JSON document in the store's settings ([`SETTING`]), written through
-//! [`Mutation::PutSetting`] on every change, so it is as crash-safe as the rest of the store.
+//! Accounts are the store's [`Account`] records; keys and tokens are its [`ApiKey`] records (a
+//! token is a key with an expiry, its prefix `vt_`; a key's is `vk_`); revoking one deletes
+//! it. They are read once into memory and written through on every change, so they are as
+//! crash-safe as the rest of the store.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,14 +30,14 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use hyper::header::{HeaderMap, AUTHORIZATION, COOKIE};
 use hyper::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use vigil_core::{Clocks, Mutation, RealClocks, Store, Timestamp};
+use vigil_core::{
+    Account, AccountId, ApiKey, ApiKeyId, Clocks, IdGenerator, Mutation, RealClocks, Role, Store,
+    Timestamp,
+};
 
 use crate::error::ApiError;
-
-/// The store setting that holds accounts, keys and tokens.
-pub const SETTING: &str = "auth";
 
 /// How long a token from a password login is valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -55,26 +57,6 @@ pub const COOKIE_NAME: &str = "vigil_token";
 /// How long a checked basic-auth password is remembered (argon2 takes tens of milliseconds,
 /// on purpose; a client sending basic auth with every request must not pay it each time).
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
-
-/// What an account may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Reads, and its own password and tokens.
-    Viewer,
-}
-
-impl Role {
-    /// `admin` or `viewer`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        }
-    }
-}
 
 /// How a request proved who it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,45 +139,50 @@ pub struct AccountView {
     pub id: String,
     /// Login name.
     pub username: String,
-    /// Role.
-    pub role: Role,
+    /// `admin` or `viewer`.
+    pub role: &'static str,
     /// SentryShot's flag: the role is admin.
     #[serde(rename = "isAdmin")]
     pub is_admin: bool,
     /// When it was made.
+    #[serde(serialize_with = "iso")]
     pub created_at: Timestamp,
+    /// The last password login.
+    #[serde(serialize_with = "iso_opt")]
+    pub last_login: Option<Timestamp>,
 }
 
-/// An API key as the API shows it (never the key itself, which is shown once).
+/// An API key or a token as the API shows it (never the secret, which is shown once).
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyView {
     /// Identifier.
     pub id: String,
-    /// What it is for.
+    /// What it is for (a token's is `login`).
     pub name: String,
-    /// The account it acts as.
-    pub account_id: String,
-    /// The first characters of the key, to tell keys apart.
+    /// The account it acts for.
+    pub account_id: Option<String>,
+    /// `admin` or `viewer`: what it may do (never more than its account).
+    pub role: &'static str,
+    /// The first characters of the secret, to tell them apart.
     pub prefix: String,
     /// When it was made.
+    #[serde(serialize_with = "iso")]
     pub created_at: Timestamp,
-    /// When it was revoked.
-    pub revoked_at: Option<Timestamp>,
+    /// When it stops working (tokens; keys do not expire).
+    #[serde(serialize_with = "iso_opt")]
+    pub expires_at: Option<Timestamp>,
 }
 
-/// A token as the API shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct TokenView {
-    /// Identifier.
-    pub id: String,
-    /// The account it acts as.
-    pub account_id: String,
-    /// When it was issued.
-    pub created_at: Timestamp,
-    /// When it stops working.
-    pub expires_at: Timestamp,
-    /// When it was revoked.
-    pub revoked_at: Option<Timestamp>,
+/// Times are ISO 8601 in the API.
+fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+fn iso_opt<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_none(),
+    }
 }
 
 /// A token just issued.
@@ -204,7 +191,7 @@ pub struct Issued {
     /// The token (shown once).
     pub token: String,
     /// Its record.
-    pub view: TokenView,
+    pub view: KeyView,
     /// The account.
     pub account: AccountView,
 }
@@ -277,78 +264,66 @@ fn decode_basic(b64: &str) -> Option<(String, String)> {
     Some((u.to_owned(), p.to_owned()))
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The records, in memory.
+#[derive(Default)]
 struct Db {
-    accounts: Vec<AccountRec>,
-    keys: Vec<KeyRec>,
-    tokens: Vec<TokenRec>,
+    accounts: Vec<Account>,
+    /// Keys and tokens.
+    keys: Vec<ApiKey>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct AccountRec {
-    id: String,
-    username: String,
-    role: Role,
-    password_hash: String,
-    created: Timestamp,
-}
+const KEY_PREFIX: &str = "vk_";
+const TOKEN_PREFIX: &str = "vt_";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct KeyRec {
-    id: String,
-    name: String,
-    account_id: String,
-    hash: String,
-    prefix: String,
-    created: Timestamp,
-    revoked: Option<Timestamp>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct TokenRec {
-    id: String,
-    account_id: String,
-    hash: String,
-    created: Timestamp,
-    expires: Timestamp,
-    revoked: Option<Timestamp>,
-}
-
-impl AccountRec {
-    fn view(&self) -> AccountView {
-        AccountView {
-            id: self.id.clone(),
-            username: self.username.clone(),
-            role: self.role,
-            is_admin: self.role == Role::Admin,
-            created_at: self.created,
-        }
+fn account_view(a: &Account) -> AccountView {
+    AccountView {
+        id: a.id.to_string(),
+        username: a.username.clone(),
+        role: a.role.as_str(),
+        is_admin: a.role == Role::Admin,
+        created_at: a.created_at,
+        last_login: a.last_login,
     }
 }
 
-impl KeyRec {
-    fn view(&self) -> KeyView {
-        KeyView {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            account_id: self.account_id.clone(),
-            prefix: self.prefix.clone(),
-            created_at: self.created,
-            revoked_at: self.revoked,
-        }
+fn key_view(k: &ApiKey) -> KeyView {
+    KeyView {
+        id: k.id.to_string(),
+        name: k.name.clone(),
+        account_id: k.owner.map(|o| o.to_string()),
+        role: k.role.as_str(),
+        prefix: k.prefix.clone(),
+        created_at: k.created_at,
+        expires_at: k.expires_at,
     }
 }
 
-impl TokenRec {
-    fn view(&self) -> TokenView {
-        TokenView {
-            id: self.id.clone(),
-            account_id: self.account_id.clone(),
-            created_at: self.created,
-            expires_at: self.expires,
-            revoked_at: self.revoked,
-        }
+fn is_token(k: &ApiKey) -> bool {
+    k.prefix.starts_with(TOKEN_PREFIX)
+}
+
+/// The lesser of two roles.
+fn least(a: Role, b: Role) -> Role {
+    if a == Role::Admin && b == Role::Admin {
+        Role::Admin
+    } else {
+        Role::Viewer
     }
+}
+
+/// An account id as the API gives it: ours are numbers; another system's (SentryShot makes
+/// random strings such as `7phg3h7v3ayb5g2f`) is mapped to a number by a hash, the same one
+/// every time, with the top bit set so that it never meets an id of ours (the clock's
+/// microseconds).
+pub fn account_id_of(s: &str) -> Result<AccountId, ApiError> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(AccountId(n));
+    }
+    check_name("id", s)?;
+    let d = Sha256::digest(s.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    Ok(AccountId(u64::from_be_bytes(b) | 1 << 63))
 }
 
 /// Failed password checks per client address.
@@ -395,17 +370,19 @@ impl Limiter {
     }
 }
 
-/// Accounts, keys and tokens, kept in memory and saved to the store on every change.
+/// Accounts, keys and tokens, kept in memory and written through to the store.
 pub struct Auth {
     store: Arc<dyn Store>,
+    ids: IdGenerator,
     db: Mutex<Db>,
-    /// Serialises changes so that saves reach the store in the order they were made.
+    /// Serialises changes, so that checks (the last admin, a taken name) see the changes
+    /// before them.
     writing: tokio::sync::Mutex<()>,
-    csrf: Mutex<HashMap<String, String>>,
+    csrf: Mutex<HashMap<AccountId, String>>,
     limiter: Mutex<Limiter>,
     /// Basic-auth passwords checked lately: a keyed digest of `user:password` → the account
     /// and the hash that was checked (a changed password no longer matches it).
-    verified: Mutex<HashMap<[u8; 32], (String, String, Instant)>>,
+    verified: Mutex<HashMap<[u8; 32], (AccountId, String, Instant)>>,
     /// The key of `verified`'s digests, random per process.
     pepper: [u8; 32],
 }
@@ -523,20 +500,15 @@ async fn blocking<T: Send + 'static>(
 impl Auth {
     /// Loads accounts, keys and tokens from `store` (none on a new store).
     pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Auth>, ApiError> {
-        let db = match store.setting(SETTING).await? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                ApiError::Status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the stored accounts do not read back: {e}"),
-                )
-            })?,
-            None => Db::default(),
-        };
+        let accounts = store.accounts().await?;
+        let keys = store.api_keys().await?;
+        let ids = IdGenerator::new(store.max_id().await?);
         let mut pepper = [0u8; 32];
         getrandom::fill(&mut pepper).map_err(internal)?;
         Ok(Arc::new(Auth {
             store,
-            db: Mutex::new(db),
+            ids,
+            db: Mutex::new(Db { accounts, keys }),
             writing: tokio::sync::Mutex::new(()),
             csrf: Mutex::default(),
             limiter: Mutex::default(),
@@ -545,35 +517,43 @@ impl Auth {
         }))
     }
 
-    /// Applies `change` to the accounts and saves them; nothing changes when either fails.
+    /// Decides a change with the records as they are (`plan` returns the mutations and the
+    /// answer), writes it to the store, then to memory.
     async fn change<T>(
         &self,
-        change: impl FnOnce(&mut Db) -> Result<T, ApiError>,
+        plan: impl FnOnce(&Db) -> Result<(Vec<Mutation>, T), ApiError>,
     ) -> Result<T, ApiError> {
         let _w = self.writing.lock().await;
-        let (before, out, text) = {
-            let mut db = lock(&self.db);
-            let before = db.clone();
-            let out = change(&mut db)?;
-            // Expired tokens are dropped with any change.
-            let t = now();
-            db.tokens.retain(|k| k.expires > t);
-            let text = serde_json::to_string(&*db).map_err(internal)?;
-            (before, out, text)
+        let (mut muts, out) = {
+            let db = lock(&self.db);
+            plan(&db)?
         };
-        let saved = self
-            .store
-            .apply(
-                Mutation::PutSetting {
-                    key: SETTING.to_owned(),
-                    value: text,
-                }
-                .into(),
-            )
-            .await;
-        if let Err(e) = saved {
-            *lock(&self.db) = before;
-            return Err(e.into());
+        // Expired tokens go with any change.
+        let t = now();
+        muts.extend(
+            lock(&self.db)
+                .keys
+                .iter()
+                .filter(|k| k.expires_at.is_some_and(|e| e <= t))
+                .map(|k| Mutation::DeleteApiKey(k.id)),
+        );
+        let batch: vigil_core::Batch = muts.iter().cloned().collect();
+        self.store.apply(batch).await?;
+        let mut db = lock(&self.db);
+        for m in muts {
+            match m {
+                Mutation::PutAccount(a) => match db.accounts.iter_mut().find(|x| x.id == a.id) {
+                    Some(x) => *x = *a,
+                    None => db.accounts.push(*a),
+                },
+                Mutation::DeleteAccount(id) => db.accounts.retain(|x| x.id != id),
+                Mutation::PutApiKey(k) => match db.keys.iter_mut().find(|x| x.id == k.id) {
+                    Some(x) => *x = *k,
+                    None => db.keys.push(*k),
+                },
+                Mutation::DeleteApiKey(id) => db.keys.retain(|x| x.id != id),
+                _ => {}
+            }
         }
         Ok(out)
     }
@@ -603,25 +583,16 @@ impl Auth {
 
     /// Every account.
     pub fn accounts(&self) -> Vec<AccountView> {
-        lock(&self.db)
-            .accounts
-            .iter()
-            .map(AccountRec::view)
-            .collect()
+        lock(&self.db).accounts.iter().map(account_view).collect()
     }
 
-    /// One account.
-    pub fn account(&self, id: &str) -> Option<AccountView> {
-        lock(&self.db)
-            .accounts
-            .iter()
-            .find(|a| a.id == id)
-            .map(AccountRec::view)
+    fn account_rec(&self, id: AccountId) -> Option<Account> {
+        lock(&self.db).accounts.iter().find(|a| a.id == id).cloned()
     }
 
-    /// Creates account `id` (a new id when `None`) or replaces it. A new account needs a
-    /// password; a replaced one keeps its password when `password` is `None`. The last admin
-    /// cannot lose the role.
+    /// Creates account `id` (a new id when `None`; see [`account_id_of`]) or replaces it. A
+    /// new account needs a password; a replaced one keeps its password when `password` is
+    /// `None`. The last admin cannot become a viewer.
     pub async fn put_account(
         &self,
         id: Option<&str>,
@@ -631,11 +602,8 @@ impl Auth {
     ) -> Result<AccountView, ApiError> {
         check_name("username", username)?;
         let id = match id {
-            Some(id) => {
-                check_name("id", id)?;
-                id.to_owned()
-            }
-            None => random_hex(8)?,
+            Some(id) => account_id_of(id)?,
+            None => AccountId(self.ids.next(now())),
         };
         let hash = match password {
             Some(p) => {
@@ -657,61 +625,66 @@ impl Auth {
                 ));
             }
             let admins = db.accounts.iter().filter(|a| a.role == Role::Admin).count();
-            match db.accounts.iter_mut().find(|a| a.id == id) {
-                Some(a) => {
-                    if a.role == Role::Admin && role != Role::Admin && admins == 1 {
+            let account = match db.accounts.iter().find(|a| a.id == id) {
+                Some(old) => {
+                    if old.role == Role::Admin && role != Role::Admin && admins == 1 {
                         return Err(ApiError::Status(
                             StatusCode::CONFLICT,
                             "the last admin account cannot become a viewer".into(),
                         ));
                     }
-                    a.username = username.to_owned();
-                    a.role = role;
-                    if let Some(h) = hash {
-                        a.password_hash = h;
+                    Account {
+                        username: username.to_owned(),
+                        role,
+                        password_hash: hash.unwrap_or_else(|| old.password_hash.clone()),
+                        ..old.clone()
                     }
-                    Ok(a.view())
                 }
                 None => {
                     let Some(h) = hash else {
                         return Err(ApiError::missing("body", "plainPassword"));
                     };
-                    let a = AccountRec {
-                        id: id.clone(),
+                    Account {
+                        id,
                         username: username.to_owned(),
                         role,
                         password_hash: h,
-                        created: now(),
-                    };
-                    let v = a.view();
-                    db.accounts.push(a);
-                    Ok(v)
+                        created_at: now(),
+                        last_login: None,
+                    }
                 }
-            }
+            };
+            let view = account_view(&account);
+            Ok((vec![Mutation::PutAccount(Box::new(account))], view))
         })
         .await
     }
 
     /// Deletes an account with its keys and tokens. The last admin cannot be deleted.
     pub async fn delete_account(&self, id: &str) -> Result<(), ApiError> {
+        let id = account_id_of(id)?;
         self.change(|db| {
-            let Some(i) = db.accounts.iter().position(|a| a.id == id) else {
-                return Err(ApiError::not_found(format!("no account {id:?}")));
+            let Some(a) = db.accounts.iter().find(|a| a.id == id) else {
+                return Err(ApiError::not_found(format!("no account {id}")));
             };
             let admins = db.accounts.iter().filter(|a| a.role == Role::Admin).count();
-            if db.accounts[i].role == Role::Admin && admins == 1 {
+            if a.role == Role::Admin && admins == 1 {
                 return Err(ApiError::Status(
                     StatusCode::CONFLICT,
                     "the last admin account cannot be deleted".into(),
                 ));
             }
-            db.accounts.remove(i);
-            db.keys.retain(|k| k.account_id != id);
-            db.tokens.retain(|t| t.account_id != id);
-            Ok(())
+            let mut muts = vec![Mutation::DeleteAccount(id)];
+            muts.extend(
+                db.keys
+                    .iter()
+                    .filter(|k| k.owner == Some(id))
+                    .map(|k| Mutation::DeleteApiKey(k.id)),
+            );
+            Ok((muts, ()))
         })
         .await?;
-        lock(&self.csrf).remove(id);
+        lock(&self.csrf).remove(&id);
         Ok(())
     }
 
@@ -721,7 +694,7 @@ impl Auth {
         username: &str,
         password: &str,
         ip: Option<IpAddr>,
-    ) -> Result<AccountRec, ApiError> {
+    ) -> Result<Account, ApiError> {
         if let Err(wait) = lock(&self.limiter).check(ip, Instant::now()) {
             return Err(ApiError::Status(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -759,7 +732,7 @@ impl Auth {
         }
     }
 
-    /// A password login: a new token for the account.
+    /// A password login: a new token for the account, whose last login it records.
     pub async fn login(
         &self,
         username: &str,
@@ -767,31 +740,47 @@ impl Auth {
         ip: Option<IpAddr>,
     ) -> Result<Issued, ApiError> {
         let acct = self.check_login(username, password, ip).await?;
-        self.issue(&acct.id).await
+        self.issue_for(acct.id, true).await
     }
 
-    /// Issues a token for account `account_id`.
+    /// Issues a token for the account `account_id`.
     pub async fn issue(&self, account_id: &str) -> Result<Issued, ApiError> {
-        let token = format!("vt_{}", random_hex(32)?);
-        let id = random_hex(8)?;
+        self.issue_for(account_id_of(account_id)?, false).await
+    }
+
+    async fn issue_for(&self, id: AccountId, login: bool) -> Result<Issued, ApiError> {
+        let token = format!("{TOKEN_PREFIX}{}", random_hex(32)?);
         let created = now();
-        let rec = TokenRec {
-            id,
-            account_id: account_id.to_owned(),
-            hash: digest(&token),
-            created,
-            expires: Timestamp(created.0.saturating_add(TOKEN_TTL.as_micros() as i64)),
-            revoked: None,
+        let rec = ApiKey {
+            id: ApiKeyId(self.ids.next(created)),
+            name: "login".into(),
+            prefix: token[..7].to_owned(),
+            key_hash: digest(&token),
+            role: Role::Viewer,
+            owner: Some(id),
+            created_at: created,
+            expires_at: Some(Timestamp(
+                created.0.saturating_add(TOKEN_TTL.as_micros() as i64),
+            )),
+            last_used: None,
         };
         let (view, account) = self
             .change(|db| {
-                let Some(a) = db.accounts.iter().find(|a| a.id == account_id) else {
-                    return Err(ApiError::not_found(format!("no account {account_id:?}")));
+                let Some(a) = db.accounts.iter().find(|a| a.id == id) else {
+                    return Err(ApiError::not_found(format!("no account {id}")));
                 };
-                let account = a.view();
-                let view = rec.view();
-                db.tokens.push(rec);
-                Ok((view, account))
+                let rec = ApiKey {
+                    role: a.role,
+                    ..rec
+                };
+                let view = key_view(&rec);
+                let mut muts = vec![Mutation::PutApiKey(Box::new(rec))];
+                let mut a = a.clone();
+                if login {
+                    a.last_login = Some(created);
+                    muts.push(Mutation::PutAccount(Box::new(a.clone())));
+                }
+                Ok((muts, (view, account_view(&a))))
             })
             .await?;
         Ok(Issued {
@@ -818,9 +807,10 @@ impl Auth {
         new: &str,
         ip: Option<IpAddr>,
     ) -> Result<(), ApiError> {
+        let id = account_id_of(account_id)?;
         let username = self
-            .account(account_id)
-            .ok_or_else(|| ApiError::not_found(format!("no account {account_id:?}")))?
+            .account_rec(id)
+            .ok_or_else(|| ApiError::not_found(format!("no account {id}")))?
             .username;
         match self.check_login(&username, current, ip).await {
             Ok(_) => {}
@@ -835,145 +825,142 @@ impl Auth {
         check_password_rules(new)?;
         let p = new.to_owned();
         let hash = blocking(move || hash_password(&p)).await??;
-        self.change(|db| {
-            match db.accounts.iter_mut().find(|a| a.id == account_id) {
-                Some(a) => a.password_hash = hash,
-                None => return Err(ApiError::not_found(format!("no account {account_id:?}"))),
+        self.change(|db| match db.accounts.iter().find(|a| a.id == id) {
+            Some(a) => {
+                let a = Account {
+                    password_hash: hash,
+                    ..a.clone()
+                };
+                Ok((vec![Mutation::PutAccount(Box::new(a))], ()))
             }
-            Ok(())
+            None => Err(ApiError::not_found(format!("no account {id}"))),
         })
         .await
     }
 
-    /// Makes an API key acting as `account_id`; the key is returned once.
+    /// Makes an API key for `account_id` with `role` (never more than the account's; the
+    /// account's when `None`); the key is returned once.
     pub async fn create_key(
         &self,
         account_id: &str,
         name: &str,
+        role: Option<Role>,
     ) -> Result<(KeyView, String), ApiError> {
-        if name.trim().is_empty() || name.len() > 100 {
-            return Err(ApiError::bad_request("a key's name is 1 to 100 characters"));
+        if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "a key's name is 1 to 100 characters, none of them control characters",
+            ));
         }
-        let key = format!("vk_{}", random_hex(32)?);
-        let rec = KeyRec {
-            id: random_hex(8)?,
-            name: name.to_owned(),
-            account_id: account_id.to_owned(),
-            hash: digest(&key),
-            prefix: key[..7].to_owned(),
-            created: now(),
-            revoked: None,
-        };
-        let view = self
-            .change(|db| {
-                if !db.accounts.iter().any(|a| a.id == account_id) {
-                    return Err(ApiError::not_found(format!("no account {account_id:?}")));
-                }
-                let v = rec.view();
-                db.keys.push(rec);
-                Ok(v)
-            })
-            .await?;
-        Ok((view, key))
+        let owner = account_id_of(account_id)?;
+        let key = format!("{KEY_PREFIX}{}", random_hex(32)?);
+        let created = now();
+        let id = ApiKeyId(self.ids.next(created));
+        self.change(|db| {
+            let Some(a) = db.accounts.iter().find(|a| a.id == owner) else {
+                return Err(ApiError::not_found(format!("no account {owner}")));
+            };
+            let rec = ApiKey {
+                id,
+                name: name.to_owned(),
+                prefix: key[..7].to_owned(),
+                key_hash: digest(&key),
+                role: least(a.role, role.unwrap_or(a.role)),
+                owner: Some(owner),
+                created_at: created,
+                expires_at: None,
+                last_used: None,
+            };
+            let v = key_view(&rec);
+            Ok((vec![Mutation::PutApiKey(Box::new(rec))], v))
+        })
+        .await
+        .map(|v| (v, key))
     }
 
-    /// Every API key.
+    /// Every API key (not tokens).
     pub fn keys(&self) -> Vec<KeyView> {
-        lock(&self.db).keys.iter().map(KeyRec::view).collect()
+        lock(&self.db)
+            .keys
+            .iter()
+            .filter(|k| !is_token(k))
+            .map(key_view)
+            .collect()
+    }
+
+    /// Every token not yet expired.
+    pub fn tokens(&self) -> Vec<KeyView> {
+        let t = now();
+        lock(&self.db)
+            .keys
+            .iter()
+            .filter(|k| is_token(k) && k.expires_at.is_some_and(|e| e > t))
+            .map(key_view)
+            .collect()
+    }
+
+    async fn revoke(&self, id: &str, token: bool) -> Result<(), ApiError> {
+        let what = if token { "token" } else { "API key" };
+        let id: ApiKeyId = id
+            .parse()
+            .map_err(|_| ApiError::not_found(format!("no {what} {id:?}")))?;
+        self.change(|db| match db.keys.iter().find(|k| k.id == id) {
+            Some(k) if is_token(k) == token => Ok((vec![Mutation::DeleteApiKey(id)], ())),
+            _ => Err(ApiError::not_found(format!("no {what} {id}"))),
+        })
+        .await
     }
 
     /// Revokes an API key.
     pub async fn revoke_key(&self, id: &str) -> Result<(), ApiError> {
-        self.change(|db| match db.keys.iter_mut().find(|k| k.id == id) {
-            Some(k) => {
-                k.revoked.get_or_insert_with(now);
-                Ok(())
-            }
-            None => Err(ApiError::not_found(format!("no API key {id:?}"))),
-        })
-        .await
-    }
-
-    /// Every token not yet expired.
-    pub fn tokens(&self) -> Vec<TokenView> {
-        let t = now();
-        lock(&self.db)
-            .tokens
-            .iter()
-            .filter(|k| k.expires > t)
-            .map(TokenRec::view)
-            .collect()
+        self.revoke(id, false).await
     }
 
     /// Revokes a token.
     pub async fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
-        self.change(|db| match db.tokens.iter_mut().find(|k| k.id == id) {
-            Some(k) => {
-                k.revoked.get_or_insert_with(now);
-                Ok(())
-            }
-            None => Err(ApiError::not_found(format!("no token {id:?}"))),
-        })
-        .await
+        self.revoke(id, true).await
     }
 
     /// The CSRF token of an account (made on first use, kept until the process ends).
     pub fn csrf_token(&self, account_id: &str) -> Result<String, ApiError> {
+        let id = account_id_of(account_id)?;
         let mut m = lock(&self.csrf);
-        if let Some(t) = m.get(account_id) {
+        if let Some(t) = m.get(&id) {
             return Ok(t.clone());
         }
         let t = random_hex(16)?;
-        m.insert(account_id.to_owned(), t.clone());
+        m.insert(id, t.clone());
         Ok(t)
     }
 
     /// Whether `sent` is the CSRF token of `account_id`.
     pub fn check_csrf(&self, account_id: &str, sent: Option<&str>) -> bool {
-        match (lock(&self.csrf).get(account_id), sent) {
+        let Ok(id) = account_id_of(account_id) else {
+            return false;
+        };
+        match (lock(&self.csrf).get(&id), sent) {
             (Some(t), Some(s)) => same(t, s),
             _ => false,
         }
     }
 
-    fn principal_of_token(&self, token: &str, cookie: bool) -> Option<Principal> {
-        let h = digest(token);
+    fn principal_of_secret(
+        &self,
+        secret: &str,
+        via: impl FnOnce(&ApiKey) -> Via,
+    ) -> Option<Principal> {
+        let h = digest(secret);
         let t = now();
         let db = lock(&self.db);
-        let rec = db
-            .tokens
-            .iter()
-            .find(|k| same(&k.hash, &h) && k.revoked.is_none() && k.expires > t)?;
-        let a = db.accounts.iter().find(|a| a.id == rec.account_id)?;
-        let token_id = rec.id.clone();
-        Some(Principal {
-            account_id: a.id.clone(),
-            username: a.username.clone(),
-            role: a.role,
-            via: if cookie {
-                Via::Cookie { token_id }
-            } else {
-                Via::Bearer { token_id }
-            },
-        })
-    }
-
-    fn principal_of_key(&self, key: &str) -> Option<Principal> {
-        let h = digest(key);
-        let db = lock(&self.db);
-        let rec = db
+        let k = db
             .keys
             .iter()
-            .find(|k| same(&k.hash, &h) && k.revoked.is_none())?;
-        let a = db.accounts.iter().find(|a| a.id == rec.account_id)?;
+            .find(|k| same(&k.key_hash, &h) && k.expires_at.is_none_or(|e| e > t))?;
+        let a = db.accounts.iter().find(|a| Some(a.id) == k.owner)?;
         Some(Principal {
-            account_id: a.id.clone(),
+            account_id: a.id.to_string(),
             username: a.username.clone(),
-            role: a.role,
-            via: Via::ApiKey {
-                key_id: rec.id.clone(),
-                name: rec.name.clone(),
-            },
+            role: least(a.role, k.role),
+            via: via(k),
         })
     }
 
@@ -991,16 +978,11 @@ impl Auth {
         let key: [u8; 32] = h.finalize().into();
         let remembered = lock(&self.verified).get(&key).cloned();
         if let Some((id, hash, at)) = remembered {
-            let db = lock(&self.db);
             if at.elapsed() < VERIFIED_TTL {
-                if let Some(a) = db
-                    .accounts
-                    .iter()
-                    .find(|a| a.id == id && a.password_hash == hash)
-                {
+                if let Some(a) = self.account_rec(id).filter(|a| a.password_hash == hash) {
                     return Ok(Principal {
-                        account_id: a.id.clone(),
-                        username: a.username.clone(),
+                        account_id: a.id.to_string(),
+                        username: a.username,
                         role: a.role,
                         via: Via::Basic,
                     });
@@ -1013,10 +995,10 @@ impl Auth {
             if v.len() >= 1024 {
                 v.clear();
             }
-            v.insert(key, (a.id.clone(), a.password_hash.clone(), Instant::now()));
+            v.insert(key, (a.id, a.password_hash.clone(), Instant::now()));
         }
         Ok(Principal {
-            account_id: a.id,
+            account_id: a.id.to_string(),
             username: a.username,
             role: a.role,
             via: Via::Basic,
@@ -1032,22 +1014,38 @@ impl Auth {
     ) -> Result<Option<Principal>, ApiError> {
         if let Some(k) = &creds.api_key {
             return self
-                .principal_of_key(k)
+                .principal_of_secret(k, |k| Via::ApiKey {
+                    key_id: k.id.to_string(),
+                    name: k.name.clone(),
+                })
+                .filter(|_| k.starts_with(KEY_PREFIX))
                 .map(Some)
                 .ok_or_else(|| unauthorized("the API key is not valid (unknown or revoked)"));
         }
         if let Some(t) = &creds.bearer {
-            return self.principal_of_token(t, false).map(Some).ok_or_else(|| {
-                unauthorized("the token is not valid (unknown, expired or revoked)")
-            });
+            return self
+                .principal_of_secret(t, |k| Via::Bearer {
+                    token_id: k.id.to_string(),
+                })
+                .filter(|_| t.starts_with(TOKEN_PREFIX))
+                .map(Some)
+                .ok_or_else(|| {
+                    unauthorized("the token is not valid (unknown, expired or revoked)")
+                });
         }
         if let Some((u, p)) = &creds.basic {
             return self.principal_of_basic(u, p, ip).await.map(Some);
         }
         if let Some(t) = &creds.cookie {
-            return self.principal_of_token(t, true).map(Some).ok_or_else(|| {
-                unauthorized("the session has ended (expired or revoked); log in again")
-            });
+            return self
+                .principal_of_secret(t, |k| Via::Cookie {
+                    token_id: k.id.to_string(),
+                })
+                .filter(|_| t.starts_with(TOKEN_PREFIX))
+                .map(Some)
+                .ok_or_else(|| {
+                    unauthorized("the session has ended (expired or revoked); log in again")
+                });
         }
         Ok(None)
     }

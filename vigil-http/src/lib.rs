@@ -548,7 +548,7 @@ async fn authorize(
                 None,
             )),
         };
-    if need == Access::Admin && p.role != auth::Role::Admin {
+    if need == Access::Admin && p.role != vigil_core::Role::Admin {
         let msg = if mutation {
             "this account is a viewer: it cannot change anything"
         } else {

@@ -12,6 +12,6 @@ pub async fn authenticated(store: Arc<dyn vigil_core::Store>) -> (vigil_http::Ap
         .await
         .expect("admin");
     let admin = auth.accounts()[0].id.clone();
-    let (_, key) = auth.create_key(&admin, "bench").await.expect("key");
+    let (_, key) = auth.create_key(&admin, "bench", None).await.expect("key");
     (vigil_http::AppState::new(store).with_auth(auth), key)
 }

@@ -8,10 +8,10 @@ use hyper::header::{HeaderValue, SET_COOKIE};
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigil_core::{AuditEntry, AuditFilter, AuditId, Outcome, Query};
+use vigil_core::{AuditEntry, AuditFilter, AuditId, Outcome, Query, Role};
 
 use super::{envelope, limit, list, number, time, DELETE, GET, POST, PUT};
-use crate::auth::{Auth, Issued, Principal, Role, COOKIE_NAME, TOKEN_TTL};
+use crate::auth::{Auth, Issued, Principal, COOKIE_NAME, TOKEN_TTL};
 use crate::error::ApiError;
 use crate::reply::{json as json_reply, ok, text, Reply};
 use crate::router::{Ctx, Router};
@@ -99,7 +99,7 @@ pub(super) fn routes(r: &mut Router) {
         POST,
         "/api/keys",
         "auth",
-        "Make an API key ({name, account_id?}); the key is in this answer only",
+        "Make an API key ({name, account_id?, role?}); the key is in this answer only",
         create_key,
     );
     r.add(
@@ -176,7 +176,7 @@ fn issued_json(i: &Issued) -> Value {
     json!({
         "token": i.token,
         "token_id": i.view.id,
-        "expires_at": i.view.expires_at.to_string(),
+        "expires_at": i.view.expires_at.map(|t| t.to_string()),
         "username": i.account.username,
         "role": i.account.role,
     })
@@ -297,7 +297,7 @@ async fn me(ctx: Ctx) -> Reply {
     ok(&json!({
         "id": p.account_id,
         "username": p.username,
-        "role": p.role,
+        "role": p.role.as_str(),
         "via": via,
     }))
 }
@@ -343,16 +343,28 @@ struct PutAccount {
     #[serde(default)]
     is_admin: Option<bool>,
     #[serde(default)]
-    role: Option<Role>,
+    role: Option<String>,
     #[serde(default)]
     plain_password: Option<String>,
+}
+
+/// `admin` or `viewer`, as a body's field `field` names it.
+fn role_of(field: &str, v: &str) -> Result<Role, ApiError> {
+    match v {
+        "admin" => Ok(Role::Admin),
+        "viewer" => Ok(Role::Viewer),
+        _ => Err(ApiError::body(
+            &[field],
+            format!("must be admin or viewer, got {v:?}"),
+        )),
+    }
 }
 
 async fn put_account(ctx: Ctx) -> Reply {
     let auth = need_auth(&ctx)?;
     let b: PutAccount = ctx.json()?;
     let role = match (b.role, b.is_admin) {
-        (Some(r), _) => r,
+        (Some(r), _) => role_of("role", &r)?,
         (None, Some(true)) => Role::Admin,
         _ => Role::Viewer,
     };
@@ -392,6 +404,8 @@ struct NewKey {
     name: String,
     #[serde(default)]
     account_id: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 async fn create_key(ctx: Ctx) -> Reply {
@@ -401,7 +415,8 @@ async fn create_key(ctx: Ctx) -> Reply {
         Some(a) => a,
         None => caller(&ctx)?.account_id.clone(),
     };
-    let (view, key) = auth.create_key(&account, &b.name).await?;
+    let role = b.role.as_deref().map(|r| role_of("role", r)).transpose()?;
+    let (view, key) = auth.create_key(&account, &b.name, role).await?;
     let mut v = super::value_of(&view);
     v["key"] = json!(key);
     Ok(json_reply(StatusCode::CREATED, &v))
