@@ -140,6 +140,9 @@ impl Mutation {
     }
 }
 
+/// How many committed batches [`Store::changes`] holds for a receiver that is behind.
+pub const CHANGE_FEED_DEPTH: usize = 1024;
+
 /// Mutations committed together, atomically.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
@@ -197,6 +200,12 @@ impl FromIterator<Mutation> for Batch {
 pub trait Store: Send + Sync + 'static {
     /// Commits a batch atomically and durably (see the module documentation).
     async fn apply(&self, batch: Batch) -> Result<()>;
+
+    /// The batches committed from now on, in commit order, each once it is durable (push to
+    /// WebSocket, SSE and MQTT clients is made from it). A receiver more than
+    /// [`CHANGE_FEED_DEPTH`] batches behind loses the oldest (`RecvError::Lagged`): commits
+    /// never wait for receivers.
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<Batch>>;
 
     /// The highest record id in the store, to seed an [`IdGenerator`].
     async fn max_id(&self) -> Result<u64>;

@@ -54,6 +54,63 @@ pub async fn run_all(open: impl Opener) {
     reopen_after_close(&open).await;
     concurrent_readers_with_writer(&open).await;
     config_records(&open).await;
+    change_feed(&open).await;
+}
+
+/// Every committed batch reaches every subscriber, whole and in commit order, by the time
+/// `apply` returns; a refused batch reaches none; concurrent writers' batches all arrive.
+pub async fn change_feed(open: &impl Opener) {
+    let dir = tmp();
+    let store = open(dir.path()).unwrap();
+    let mut a = store.changes();
+    let mut b = store.changes();
+    let events = sample_events(30, 5);
+    for chunk in events.chunks(10) {
+        let batch: Batch = chunk
+            .iter()
+            .map(|e| Mutation::PutEvent(Box::new(e.clone())))
+            .collect();
+        store.apply(batch.clone()).await.unwrap();
+        for rx in [&mut a, &mut b] {
+            let got = rx
+                .try_recv()
+                .expect("the batch is queued once apply returns");
+            assert_eq!(*got, batch);
+        }
+    }
+    // A refused batch (an invalid event) is not announced.
+    let mut bad = events[0].clone();
+    bad.score = 7.0;
+    assert!(store
+        .apply(Mutation::PutEvent(Box::new(bad)).into())
+        .await
+        .is_err());
+    assert!(a.try_recv().is_err(), "a refused batch was announced");
+    // Many writers at once: every batch arrives once.
+    let mut tasks = Vec::new();
+    for e in events.iter().cloned() {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.apply(Mutation::PutEvent(Box::new(e)).into())
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut ids: Vec<EventId> = Vec::new();
+    while let Ok(batch) = a.try_recv() {
+        for m in &batch.mutations {
+            if let Mutation::PutEvent(e) = m {
+                ids.push(e.id);
+            }
+        }
+    }
+    ids.sort();
+    let mut want: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    want.sort();
+    assert_eq!(ids, want);
 }
 
 fn tmp() -> tempfile::TempDir {

@@ -139,6 +139,8 @@ struct Inner {
     path: PathBuf,
     /// [`StoreOptions::inline_visits`].
     inline_visits: u64,
+    /// Committed batches, for [`Store::changes`].
+    changes: tokio::sync::broadcast::Sender<Arc<Batch>>,
 }
 
 struct Job {
@@ -213,6 +215,7 @@ impl LmdbStore {
             resize: RwLock::new(()),
             path: dir.to_owned(),
             inline_visits: opts.inline_visits,
+            changes: tokio::sync::broadcast::channel(vigil_core::store::CHANGE_FEED_DEPTH).0,
         });
         let (tx, rx) = mpsc::channel();
         let w = inner.clone();
@@ -511,17 +514,23 @@ fn writer_loop(inner: &Inner, rx: &mpsc::Receiver<Job>, max_jobs: usize) {
             }
         }
         let batches: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
+        // A committed batch goes to the change feed before its writer hears back, so that a
+        // subscriber has it queued by the time `apply` returns.
+        let done = |j: Job| {
+            let _ = inner.changes.send(Arc::new(j.batch));
+            let _ = j.reply.send(Ok(()));
+        };
         match commit_growing(inner, &batches) {
-            Ok(()) => {
-                for j in jobs {
-                    let _ = j.reply.send(Ok(()));
-                }
-            }
+            Ok(()) => jobs.into_iter().for_each(done),
             Err(_) if jobs.len() > 1 => {
                 // One batch spoiled the group: commit each alone so only it fails.
                 for j in jobs {
-                    let r = commit_growing(inner, &[&j.batch]).map_err(Into::into);
-                    let _ = j.reply.send(r);
+                    match commit_growing(inner, &[&j.batch]) {
+                        Ok(()) => done(j),
+                        Err(e) => {
+                            let _ = j.reply.send(Err(e.into()));
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -619,6 +628,10 @@ fn to_camera_map(m: BTreeMap<String, u64>) -> BTreeMap<CameraId, u64> {
 
 #[async_trait]
 impl Store for LmdbStore {
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Arc<Batch>> {
+        self.inner.changes.subscribe()
+    }
+
     async fn apply(&self, batch: Batch) -> vigil_core::Result<()> {
         for m in &batch.mutations {
             m.validate()?;

@@ -11,6 +11,7 @@ pub(crate) mod live;
 mod logs;
 mod media;
 mod media_aliases;
+mod push;
 mod recordings;
 mod snapshots;
 pub(crate) mod system;
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Router {
     snapshots::routes(&mut r);
     timelapse::routes(&mut r);
     logs::routes(&mut r);
+    push::routes(&mut r);
     triggers::routes(&mut r);
     unsupported::routes(&mut r);
     docs::routes(&mut r);
