@@ -125,17 +125,24 @@ impl Server {
                 None => agent.run(req.body(()).unwrap()).unwrap(),
             };
             let status = resp.status().as_u16();
-            let headers = resp
+            let headers: Vec<(String, String)> = resp
                 .headers()
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
                 .collect();
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(1 << 30)
-                .read_to_vec()
-                .unwrap();
+            // An event stream never ends: its head is the answer.
+            let streaming = headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream"));
+            let body = if streaming {
+                Vec::new()
+            } else {
+                resp.body_mut()
+                    .with_config()
+                    .limit(1 << 30)
+                    .read_to_vec()
+                    .unwrap()
+            };
             Resp {
                 status,
                 headers,
