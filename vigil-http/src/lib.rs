@@ -363,7 +363,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
     let path = match raw_path.trim_end_matches('/') {
         "" => "/",
@@ -398,6 +398,7 @@ where
         }
     };
     let peer = parts.extensions.get::<Peer>().map(|p| p.0);
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let need = access(&ep.method, ep.pattern);
     let query = parts.uri.query().unwrap_or("");
     let mutation = !matches!(ep.method, Method::GET | Method::HEAD);
@@ -446,6 +447,8 @@ where
         body,
     )
     .with_caller(principal, peer);
+    let mut ctx = ctx;
+    ctx.upgrade = upgrade;
     let reply = match tokio::time::timeout(HANDLER_TIMEOUT, (ep.handler)(ctx)).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::Status(

@@ -35,6 +35,8 @@ pub struct Ctx {
     pub principal: Option<crate::auth::Principal>,
     /// The client's address, when known.
     pub peer: Option<std::net::SocketAddr>,
+    /// The connection's upgrade (a WebSocket), when the request asked for one.
+    pub(crate) upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Ctx {
@@ -57,6 +59,7 @@ impl Ctx {
             body,
             principal: None,
             peer: None,
+            upgrade: None,
         }
     }
 

@@ -134,3 +134,83 @@ async fn a_client_that_stops_reading_is_disconnected_and_holds_nothing_up() {
     assert!(spent < Duration::from_secs(60), "{spent:?}");
     srv.stop().await;
 }
+
+/// A WebSocket client on `path` (with a token), over a plain TCP connection.
+fn open_ws(srv: &Server, path: &str, token: &str) -> tungstenite::WebSocket<TcpStream> {
+    let s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let url = format!("ws://{}{path}?token={token}", srv.addr);
+    let (ws, resp) = tungstenite::client::client(url.as_str(), s).unwrap();
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+fn next_json(ws: &mut tungstenite::WebSocket<TcpStream>) -> serde_json::Value {
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_carry_events_system_status_and_the_live_log() {
+    let (srv, auth) = Server::start_secured("admin-password-1").await;
+    let token = auth.issue(&auth.accounts()[0].id).await.unwrap().token;
+    // Without credentials, no upgrade.
+    let s = TcpStream::connect(srv.addr).unwrap();
+    let e = tungstenite::client::client(format!("ws://{}/ws/events", srv.addr).as_str(), s)
+        .unwrap_err();
+    assert!(e.to_string().contains("401"), "{e}");
+    // A plain GET of a WebSocket endpoint says what it is.
+    assert_eq!(
+        srv.get(&format!("/ws/events?token={token}")).await.status,
+        426
+    );
+
+    let mut events = open_ws(&srv, "/ws/events", &token);
+    let mut system = open_ws(&srv, "/ws/system", &token);
+    let mut logs = open_ws(&srv, "/api/logs", &token);
+    let store = srv.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Handle::current();
+        let v = next_json(&mut system);
+        assert_eq!(v["type"], "system_status", "{v}");
+        assert!(v["data"]["uptime_seconds"].is_u64(), "{v}");
+        for e in vigil_store::conformance::sample_events(3, 4) {
+            let stored = Instant::now();
+            rt.block_on(store.apply(Mutation::PutEvent(Box::new(e.clone())).into()))
+                .unwrap();
+            let v = next_json(&mut events);
+            assert!(
+                stored.elapsed() < Duration::from_millis(300),
+                "{:?}",
+                stored.elapsed()
+            );
+            assert_eq!(v["type"], "event", "{v}");
+            assert_eq!(v["data"]["id"], e.id.to_string(), "{v}");
+        }
+        let entry = vigil_core::LogEntry {
+            id: vigil_core::LogId(77),
+            time: vigil_core::Timestamp(1_800_000_000_000_000),
+            level: vigil_core::LogLevel::Warning,
+            source: "recorder".into(),
+            camera: None,
+            message: "disk is slow".into(),
+        };
+        rt.block_on(store.apply(Mutation::PutLog(Box::new(entry)).into()))
+            .unwrap();
+        let v = next_json(&mut logs);
+        assert_eq!(v["msg"], "disk is slow", "{v}");
+        assert_eq!(v["src"], "recorder", "{v}");
+        assert_eq!(v["level"], "warning", "{v}");
+        for ws in [&mut events, &mut system, &mut logs] {
+            ws.close(None).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    srv.stop().await;
+}

@@ -18,7 +18,7 @@ pub(super) fn routes(r: &mut Router) {
         GET,
         "/api/logs",
         "logs",
-        "Log entries (level, source, camera, time, search; cursor pages)",
+        "Log entries (level, source, camera, time, search; cursor pages); with a WebSocket upgrade, SentryShot's live log",
         list_logs,
     );
     r.add(
@@ -119,6 +119,9 @@ fn log_query(ctx: &Ctx) -> Result<Query<LogFilter>, ApiError> {
 }
 
 async fn list_logs(ctx: Ctx) -> Reply {
+    if super::push::is_websocket(&ctx) {
+        return super::push::log_socket(ctx);
+    }
     let q = log_query(&ctx)?;
     let page = ctx.state.store().log_entries(&q).await?;
     envelope("logs", &page, &q.page, wire).reply()
@@ -233,20 +236,19 @@ async fn sentryshot_query(ctx: Ctx) -> Reply {
         }
     }
     let page = ctx.state.store().log_entries(&q).await?;
-    let out: Vec<Value> = page
-        .items
-        .iter()
-        .map(|e| {
-            json!({
-                "level": e.level.as_str(),
-                "time": e.time.as_micros(),
-                "msg": e.message,
-                "src": e.source,
-                "monitorID": e.camera.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-            })
-        })
-        .collect();
+    let out: Vec<Value> = page.items.iter().map(sentryshot_wire).collect();
     ok(&out)
+}
+
+/// A log entry in SentryShot's form (its query and its live log WebSocket).
+pub(crate) fn sentryshot_wire(e: &LogEntry) -> Value {
+    json!({
+        "level": e.level.as_str(),
+        "time": e.time.as_micros(),
+        "msg": e.message,
+        "src": e.source,
+        "monitorID": e.camera.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+    })
 }
 
 /// picam's form: `limit` (500, at most 2000), `level`, `search`; newest first.

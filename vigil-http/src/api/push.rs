@@ -1,10 +1,12 @@
-//! Push: picam's server-sent events at `/events`, made from the store's change feed
-//! ([`vigil_core::Store::changes`]): each event as it is stored, and `archive_updated` when a
-//! recording, snapshot or timelapse frame is added.
+//! Push, made from the store's change feed ([`vigil_core::Store::changes`]): picam's
+//! server-sent events at `/events` (each event as it is stored, `archive_updated` when a
+//! recording, snapshot or timelapse frame is added), HSI's WebSockets `/ws/events` and
+//! `/ws/system`, and SentryShot's live log WebSocket at `/api/logs`.
 //!
-//! A client that does not keep up is disconnected (its queue holds [`QUEUE`] batches; the
-//! feed holds [`vigil_core::store::CHANGE_FEED_DEPTH`] batches): nothing it does reaches the
-//! store or the pipeline, and it can reconnect.
+//! A client that does not keep up is disconnected (an SSE client's queue holds [`QUEUE`]
+//! batches; a WebSocket client gets [`WS_SEND_TIMEOUT`] per message; the feed holds
+//! [`vigil_core::store::CHANGE_FEED_DEPTH`] batches): nothing it does reaches the store or the
+//! pipeline, and it can reconnect.
 
 use std::time::Duration;
 
@@ -125,4 +127,187 @@ async fn sse(ctx: Ctx) -> Reply {
 /// ends the stream.
 fn queue(tx: &mpsc::Sender<Bytes>, m: Bytes) -> bool {
     tx.try_send(m).is_ok()
+}
+
+/// What a WebSocket carries.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// HSI's `/ws/events`: events as stored.
+    Events,
+    /// HSI's `/ws/system`: the system's status every few seconds.
+    System,
+    /// SentryShot's `/api/logs`: log entries as stored.
+    Logs,
+}
+
+/// How long a WebSocket client may take to take one message before it is disconnected.
+const WS_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often `/ws/system` sends the status.
+const SYSTEM_EVERY: Duration = Duration::from_secs(5);
+
+pub(super) fn ws_routes(r: &mut Router) {
+    r.add(
+        GET,
+        "/ws/events",
+        "push",
+        "HSI's WebSocket of events: {\"type\": \"event\", \"data\": <event>} as each is stored",
+        |ctx| async move { websocket(ctx, Feed::Events) },
+    );
+    r.add(
+        GET,
+        "/ws/system",
+        "push",
+        "HSI's WebSocket of system status: {\"type\": \"system_status\", \"data\": ...} every 5 s",
+        |ctx| async move { websocket(ctx, Feed::System) },
+    );
+}
+
+/// SentryShot's live log: a WebSocket on the same path as HSI's log list (a GET without
+/// the upgrade is the list).
+pub(crate) fn is_websocket(ctx: &Ctx) -> bool {
+    ctx.headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// SentryShot's `/api/logs` WebSocket.
+pub(crate) fn log_socket(ctx: Ctx) -> Reply {
+    websocket(ctx, Feed::Logs)
+}
+
+/// The JSON texts a batch makes for `feed`.
+fn ws_messages(batch: &Batch, feed: Feed) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &batch.mutations {
+        match (feed, m) {
+            (Feed::Events, Mutation::PutEvent(e)) => {
+                let v = json!({"type": "event", "data": super::value_of(&WireEvent::from(&**e))});
+                out.push(v.to_string());
+            }
+            (Feed::Events, Mutation::DeleteEvent(id)) => {
+                out.push(
+                    json!({"type": "event_deleted", "data": {"id": id.to_string()}}).to_string(),
+                );
+            }
+            (Feed::Logs, Mutation::PutLog(e)) => {
+                out.push(super::logs::sentryshot_wire(e).to_string());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Accepts the WebSocket upgrade and serves `feed` on it.
+fn websocket(mut ctx: Ctx, feed: Feed) -> Reply {
+    use crate::error::ApiError;
+    if !is_websocket(&ctx) {
+        return Err(ApiError::Status(
+            hyper::StatusCode::UPGRADE_REQUIRED,
+            "this is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)"
+                .into(),
+        ));
+    }
+    let key = ctx
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| tungstenite::handshake::derive_accept_key(k.as_bytes()))
+        .ok_or_else(|| ApiError::bad_request("a WebSocket upgrade needs Sec-WebSocket-Key"))?;
+    let on = ctx
+        .upgrade
+        .take()
+        .ok_or_else(|| ApiError::bad_request("this connection cannot be upgraded"))?;
+    let changes = ctx.state.store().changes();
+    let state = ctx.state.clone();
+    tokio::spawn(async move {
+        let Ok(io) = on.await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(io),
+            tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        serve_socket(ws, changes, state, feed).await;
+    });
+    let mut r = Response::new(crate::reply::full(Bytes::new()));
+    *r.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&key) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    Ok(r)
+}
+
+async fn serve_socket<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    mut changes: broadcast::Receiver<std::sync::Arc<Batch>>,
+    state: crate::AppState,
+    feed: Feed,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tungstenite::Message;
+    let (mut sink, mut incoming) = ws.split();
+    let mut closing = state.closing();
+    let mut tick = tokio::time::interval(SYSTEM_EVERY);
+    loop {
+        let texts = tokio::select! {
+            b = changes.recv() => match b {
+                Ok(b) => ws_messages(&b, feed),
+                // Too far behind: disconnected, as a slow client is.
+                Err(_) => break,
+            },
+            _ = tick.tick(), if matches!(feed, Feed::System) => vec![system_status(&state).await.to_string()],
+            m = incoming.next() => match m {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // Pings are answered by the protocol layer with the next write.
+                Some(Ok(_)) => Vec::new(),
+            },
+            _ = closing.changed() => break,
+        };
+        for t in texts {
+            match tokio::time::timeout(WS_SEND_TIMEOUT, sink.send(Message::text(t))).await {
+                Ok(Ok(())) => {}
+                // Gone, or too slow to take a message: disconnected.
+                _ => return,
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// HSI's system status: uptime, and each camera's state.
+async fn system_status(state: &crate::AppState) -> serde_json::Value {
+    let cameras: Vec<vigil_core::CameraConfig> = state.store().cameras().await.unwrap_or_default();
+    let mut statuses = match state.nvr() {
+        Some(n) => n.status().await,
+        None => Vec::new(),
+    };
+    let mut cams = serde_json::Map::new();
+    for c in cameras {
+        let s = statuses
+            .iter()
+            .position(|s| s.id == c.id)
+            .map(|i| statuses.swap_remove(i));
+        let status = match (c.enabled, s) {
+            (false, _) => "disabled",
+            (true, Some(s)) if s.stream.as_ref().is_some_and(|st| st.connected) => "online",
+            (true, Some(_)) => "offline",
+            (true, None) => "unknown",
+        };
+        cams.insert(c.id.to_string(), json!({"status": status}));
+    }
+    json!({
+        "type": "system_status",
+        "data": {
+            "uptime_seconds": state.uptime().as_secs(),
+            "cameras": cams,
+            "timestamp": state.now().to_string(),
+        },
+    })
 }
