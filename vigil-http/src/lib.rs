@@ -246,6 +246,26 @@ impl AppState {
         Ok(ids.clone())
     }
 
+    /// Stores the audit entry `make` builds from its id and time; a failure to store it is
+    /// logged, never the request's failure.
+    pub(crate) async fn record_audit(
+        &self,
+        make: impl FnOnce(vigil_core::AuditId, vigil_core::Timestamp) -> vigil_core::AuditEntry,
+    ) {
+        let Ok(ids) = self.ids().await else {
+            return;
+        };
+        let now = self.now();
+        let entry = make(vigil_core::AuditId(ids.next(now)), now);
+        if let Err(e) = self
+            .store()
+            .apply(vigil_core::Mutation::PutAudit(Box::new(entry)).into())
+            .await
+        {
+            tracing::warn!(err = %e, "audit entry not stored");
+        }
+    }
+
     pub(crate) fn sampler(&self) -> &api::system::Sampler {
         &self.inner.sampler
     }
@@ -446,9 +466,7 @@ where
         parts.headers,
         body,
     )
-    .with_caller(principal, peer);
-    let mut ctx = ctx;
-    ctx.upgrade = upgrade;
+    .with_caller(principal, peer, upgrade);
     let reply = match tokio::time::timeout(HANDLER_TIMEOUT, (ep.handler)(ctx)).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::Status(
@@ -586,32 +604,23 @@ async fn audit(
     peer: Option<SocketAddr>,
     status: StatusCode,
 ) {
-    let Ok(ids) = state.ids().await else {
-        return;
-    };
-    let now = state.now();
-    let entry = vigil_core::AuditEntry {
-        id: vigil_core::AuditId(ids.next(now)),
-        time: now,
-        actor: who.map_or_else(|| "anonymous".to_owned(), auth::Principal::actor),
-        action: format!("{} {}", ep.method, ep.pattern),
-        resource_type: ep.tag.to_owned(),
-        resource_id: params.first().map(|(_, v)| v.clone()),
-        ip: peer.map(|p| p.ip().to_string()),
-        outcome: if status.is_success() || status.is_redirection() {
-            vigil_core::Outcome::Success
-        } else {
-            vigil_core::Outcome::Failure
-        },
-        details_json: serde_json::json!({"path": path, "status": status.as_u16()}).to_string(),
-    };
-    if let Err(e) = state
-        .store()
-        .apply(vigil_core::Mutation::PutAudit(Box::new(entry)).into())
-        .await
-    {
-        tracing::warn!(err = %e, "audit entry not stored");
-    }
+    state
+        .record_audit(|id, time| vigil_core::AuditEntry {
+            id,
+            time,
+            actor: who.map_or_else(|| "anonymous".to_owned(), auth::Principal::actor),
+            action: format!("{} {}", ep.method, ep.pattern),
+            resource_type: ep.tag.to_owned(),
+            resource_id: params.first().map(|(_, v)| v.clone()),
+            ip: peer.map(|p| p.ip().to_string()),
+            outcome: if status.is_success() || status.is_redirection() {
+                vigil_core::Outcome::Success
+            } else {
+                vigil_core::Outcome::Failure
+            },
+            details_json: serde_json::json!({"path": path, "status": status.as_u16()}).to_string(),
+        })
+        .await;
 }
 
 fn preflight() -> Response<Body> {

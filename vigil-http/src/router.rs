@@ -63,14 +63,16 @@ impl Ctx {
         }
     }
 
-    /// The same request, from `principal` at `peer`.
+    /// The same request, from `principal` at `peer`, with the connection's upgrade.
     pub(crate) fn with_caller(
         mut self,
         principal: Option<crate::auth::Principal>,
         peer: Option<std::net::SocketAddr>,
+        upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Ctx {
         self.principal = principal;
         self.peer = peer;
+        self.upgrade = upgrade;
         self
     }
 

@@ -240,32 +240,23 @@ async fn login(ctx: Ctx) -> Reply {
 
 /// A login is written to the audit log by its handler: the request's principal is nobody yet.
 async fn audit_login(ctx: &Ctx, user: &str, success: bool) {
-    let Ok(ids) = ctx.state.ids().await else {
-        return;
-    };
-    let e = AuditEntry {
-        id: AuditId(ids.next(ctx.state.now())),
-        time: ctx.state.now(),
-        actor: user.to_owned(),
-        action: "login".into(),
-        resource_type: "account".into(),
-        resource_id: None,
-        ip: ctx.peer_ip().map(|i| i.to_string()),
-        outcome: if success {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        },
-        details_json: json!({"path": ctx.path}).to_string(),
-    };
-    if let Err(e) = ctx
-        .state
-        .store()
-        .apply(vigil_core::Mutation::PutAudit(Box::new(e)).into())
-        .await
-    {
-        tracing::warn!(err = %e, "audit entry not stored");
-    }
+    ctx.state
+        .record_audit(|id, time| AuditEntry {
+            id,
+            time,
+            actor: user.to_owned(),
+            action: "login".into(),
+            resource_type: "account".into(),
+            resource_id: None,
+            ip: ctx.peer_ip().map(|i| i.to_string()),
+            outcome: if success {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            details_json: json!({"path": ctx.path}).to_string(),
+        })
+        .await;
 }
 
 async fn logout(ctx: Ctx) -> Reply {
