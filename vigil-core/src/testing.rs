@@ -135,15 +135,27 @@ pub fn free_port() -> u16 {
 }
 
 /// GStreamer's RTSP server on 127.0.0.1, serving live H.264 test patterns. Stopped on drop.
+///
+/// GStreamer's server sometimes aborts on an assertion (`gst_rtsp_media_get_rates`) when two
+/// clients start playing one shared stream at the same moment, as a camera's record and detect
+/// connections do. A watchdog restarts it on the same port, as a camera that reboots would
+/// come back, and says so on stderr; [`RtspServer::stop`] is a crash the watchdog leaves alone.
 pub struct RtspServer {
-    child: Option<Child>,
+    state: Arc<std::sync::Mutex<ServerState>>,
     /// Its port.
     pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+struct ServerState {
+    child: Option<Child>,
+    /// Whether the server should be running (false after `stop`).
+    wanted: bool,
     script: PathBuf,
+    port: u16,
     width: u32,
     height: u32,
     credentials: Option<(String, String)>,
-    _dir: tempfile::TempDir,
 }
 
 const RTSP_SERVER_PY: &str = r#"
@@ -198,16 +210,24 @@ impl RtspServer {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("rtsp_server.py");
         std::fs::write(&script, RTSP_SERVER_PY).unwrap();
-        let mut s = RtspServer {
+        let port = free_port();
+        let state = Arc::new(std::sync::Mutex::new(ServerState {
             child: None,
-            port: free_port(),
+            wanted: false,
             script,
+            port,
             width,
             height,
             credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+        }));
+        let s = RtspServer {
+            state,
+            port,
             _dir: dir,
         };
         s.resume();
+        let weak = Arc::downgrade(&s.state);
+        std::thread::spawn(move || watchdog(weak));
         s
     }
 
@@ -217,16 +237,37 @@ impl RtspServer {
     }
 
     /// Kills the server (as a crash would).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+    pub fn stop(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.wanted = false;
+        if let Some(mut c) = st.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
     /// Starts it again on the same port; returns once it accepts connections.
-    pub fn resume(&mut self) {
-        assert!(self.child.is_none(), "already running");
+    pub fn resume(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(st.child.is_none(), "already running");
+        st.spawn();
+        st.wanted = true;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(code) = st.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("RTSP server exited: {code}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "RTSP server did not start in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl ServerState {
+    fn spawn(&mut self) {
         let (u, p) = self.credentials.clone().unwrap_or_default();
         // Debian's python has the gi module; a python earlier on PATH may not.
         let python = if Path::new("/usr/bin/python3").exists() {
@@ -248,17 +289,27 @@ impl RtspServer {
             .spawn()
             .expect("start the GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("RTSP server exited: {st}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "RTSP server did not start in 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Restarts a server that died without being asked to, until the server is dropped.
+fn watchdog(state: std::sync::Weak<std::sync::Mutex<ServerState>>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let Some(state) = state.upgrade() else { return };
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.wanted {
+            continue;
         }
+        let exited = match st.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(code))) => code,
+            _ => continue,
+        };
+        eprintln!(
+            "testing: the RTSP server on port {} exited ({exited}); restarting it",
+            st.port
+        );
+        st.spawn();
     }
 }
 
@@ -281,7 +332,14 @@ impl RtspServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id();
+        let pid = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .child
+            .as_ref()
+            .expect("running")
+            .id();
         let st = Command::new("kill")
             .args([sig, &pid.to_string()])
             .status()

@@ -113,7 +113,7 @@ async fn records_30_seconds_that_ffprobe_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_the_server_comes_back_and_the_gap_shows() {
-    let mut server = RtspServer::start(320, 240, None);
+    let server = RtspServer::start(320, 240, None);
     let s = setup();
     let opts = quick_opts();
     let cap = opts.backoff.max;
