@@ -16,6 +16,15 @@
 //! [detection]
 //! full_frame = false        # true: the whole picture, not regions around motion
 //!
+//! [mqtt]                    # absent: no MQTT
+//! host = "127.0.0.1"
+//! port = 1883
+//! topic_prefix = "vigil"    # Frigate's topics under this prefix, and SentryShot's
+//! client_id = "vigil"
+//! user = "vigil"            # when the broker wants one
+//! password = "secret"
+//! stats_interval_s = 60
+//!
 //! [cameras.front]
 //! url = "rtsp://user:pass@10.0.0.5:554/main"
 //! detect_url = "rtsp://user:pass@10.0.0.5:554/sub"
@@ -52,6 +61,8 @@ pub struct Config {
     pub detectors: BTreeMap<String, DetectorSpec>,
     /// How detection runs.
     pub detection: Detection,
+    /// The MQTT broker to publish to (none when the section is absent).
+    pub mqtt: Option<vigil_http::mqtt::MqttConfig>,
     /// Cameras by id. A camera named here is set from the file at each start; cameras added
     /// through the API stay as they are.
     pub cameras: BTreeMap<String, CameraSpec>,
@@ -203,6 +214,12 @@ impl Config {
                 err(line_of_key(text, &k), &k, e.message().to_owned())
             })?;
         }
+        if let Some(m) = &cfg.mqtt {
+            m.validate().map_err(|(k, msg)| {
+                let k = format!("mqtt.{k}");
+                err(line_of_key(text, &k), &k, msg)
+            })?;
+        }
         if let Some(p) = cfg.storage.max_percent {
             if !(1.0..=100.0).contains(&p) {
                 let k = "storage.max_percent";
@@ -301,6 +318,16 @@ polygon = [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0]]
                 "cameras.front door",
             ),
             (GOOD.replace("kind = \"yolov8\"", "kind = \"yolov8"), 9, "-"),
+            (
+                format!("{GOOD}\n[mqtt]\nport = 1883\ntopic_prefix = \"home/#\"\n"),
+                GOOD.lines().count() + 4,
+                "mqtt.topic_prefix",
+            ),
+            (
+                format!("{GOOD}\n[mqtt]\nport = 99999\n"),
+                GOOD.lines().count() + 3,
+                "mqtt.port",
+            ),
         ];
         for (text, line, key) in cases {
             let e = Config::parse("vigil.toml", &text).unwrap_err();

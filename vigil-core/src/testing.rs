@@ -6,6 +6,7 @@
 //! missing; a helper that cannot find one panics with a message saying so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -305,7 +306,9 @@ fn watchdog(state: std::sync::Weak<std::sync::Mutex<ServerState>>) {
             Some(Ok(Some(code))) => code,
             _ => continue,
         };
-        eprintln!(
+        // Test support, outside any log: the test's own output is the place to say so.
+        let _ = writeln!(
+            std::io::stderr(),
             "testing: the RTSP server on port {} exited ({exited}); restarting it",
             st.port
         );
@@ -345,6 +348,82 @@ impl RtspServer {
             .status()
             .unwrap();
         assert!(st.success());
+    }
+}
+
+/// Debian's mosquitto MQTT broker on 127.0.0.1, anonymous, without persistence (a restart
+/// forgets retained messages, so clients must publish them again). Stopped on drop.
+pub struct Mosquitto {
+    child: std::sync::Mutex<Option<Child>>,
+    /// Its port.
+    pub port: u16,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts a broker on a free port.
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let m = Mosquitto {
+            child: std::sync::Mutex::new(None),
+            port,
+            config,
+            _dir: dir,
+        };
+        m.resume();
+        m
+    }
+
+    /// Kills the broker (as a crash would).
+    pub fn stop(&self) {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port; returns once it accepts connections.
+    pub fn resume(&self) {
+        let mut slot = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(slot.is_none(), "already running");
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .map(PathBuf::from)
+            .or_else(|| which("mosquitto"))
+            .expect(
+                "mosquitto is not installed: `bash .ci/run` installs it (Debian package mosquitto)",
+            );
+        let mut child = Command::new(exe)
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("mosquitto exited: {st}");
+            }
+            assert!(Instant::now() < deadline, "mosquitto did not start in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *slot = Some(child);
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -295,6 +295,15 @@ impl DetectorRegistry {
             .unwrap_or(Backend::Motion)
     }
 
+    /// The name of [`DetectorRegistry::default_backend`], or `None` when that is motion
+    /// alone.
+    pub fn default_name(&self) -> Option<String> {
+        self.detectors
+            .iter()
+            .find(|(_, b)| matches!(b, Backend::Model(_)))
+            .map(|(n, _)| n.clone())
+    }
+
     /// Names of the detectors held.
     pub fn names(&self) -> Vec<String> {
         self.detectors.keys().cloned().collect()

@@ -82,6 +82,8 @@ pub enum Via {
     },
     /// Nobody: the server runs without authentication (loopback only).
     Open,
+    /// Vigil itself, acting on a message that came another way (an MQTT command).
+    Service,
 }
 
 impl Via {
@@ -113,6 +115,17 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Vigil acting for a channel that has no accounts (`mqtt`): an admin, named in the audit
+    /// log by `name`.
+    pub fn service(name: &str) -> Principal {
+        Principal {
+            account_id: String::new(),
+            username: name.to_owned(),
+            role: Role::Admin,
+            via: Via::Service,
+        }
+    }
+
     /// The principal of a server without authentication: an admin nobody in particular.
     pub fn open() -> Principal {
         Principal {

@@ -39,6 +39,7 @@
 mod api;
 pub mod auth;
 mod error;
+pub mod mqtt;
 mod reply;
 mod router;
 
@@ -95,6 +96,8 @@ struct Inner {
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
     auth: AuthMode,
+    /// The MQTT link's settings, when one runs ([`mqtt::Mqtt`]).
+    mqtt: Option<Arc<mqtt::MqttConfig>>,
 }
 
 /// Whether and how requests are authenticated.
@@ -120,6 +123,7 @@ impl Inner {
             ids: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
             auth: AuthMode::Required(Arc::default()),
+            mqtt: None,
         }
     }
 }
@@ -217,6 +221,21 @@ impl AppState {
         AppState {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Says that an MQTT link with `config` runs beside this server (start it with
+    /// [`mqtt::Mqtt::start`]): `/api/config` shows its prefix and client id.
+    pub fn with_mqtt(self, config: mqtt::MqttConfig) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.mqtt = Some(Arc::new(config));
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The MQTT link's settings, when one runs.
+    pub fn mqtt(&self) -> Option<&mqtt::MqttConfig> {
+        self.inner.mqtt.as_deref()
     }
 
     /// The timelapse service, when there is one.
@@ -451,23 +470,54 @@ where
     } else {
         parts.method.clone()
     };
-    let audited = mutation && need != Access::Public;
+    let call = Call {
+        ep,
+        params,
+        method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+        principal,
+        peer,
+        upgrade,
+    };
+    dispatch(state, call, mutation && need != Access::Public).await
+}
+
+/// A request that found its endpoint and passed authorization.
+struct Call<'a> {
+    ep: &'a router::Endpoint,
+    params: Vec<(String, String)>,
+    method: Method,
+    path: &'a str,
+    query: &'a str,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+    principal: Option<auth::Principal>,
+    peer: Option<SocketAddr>,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Runs an authorized request's handler (within [`HANDLER_TIMEOUT`]) and, when `audited`,
+/// writes its audit entry.
+async fn dispatch(state: &AppState, c: Call<'_>, audited: bool) -> Reply {
     let (who, audit_params) = if audited {
-        (principal.clone(), params.clone())
+        (c.principal.clone(), c.params.clone())
     } else {
         (None, Vec::new())
     };
     let ctx = Ctx::new(
         state.clone(),
-        method,
-        path.to_owned(),
-        params,
-        query.to_owned(),
-        parts.headers,
-        body,
+        c.method,
+        c.path.to_owned(),
+        c.params,
+        c.query.to_owned(),
+        c.headers,
+        c.body,
     )
-    .with_caller(principal, peer, upgrade);
-    let reply = match tokio::time::timeout(HANDLER_TIMEOUT, (ep.handler)(ctx)).await {
+    .with_caller(c.principal, c.peer, c.upgrade);
+    let reply = match tokio::time::timeout(HANDLER_TIMEOUT, (c.ep.handler)(ctx)).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::Status(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -479,9 +529,65 @@ where
             Ok(r) => r.status(),
             Err(e) => e.status(),
         };
-        audit(state, who.as_ref(), ep, &audit_params, path, peer, status).await;
+        audit(
+            state,
+            who.as_ref(),
+            c.ep,
+            &audit_params,
+            c.path,
+            c.peer,
+            status,
+        )
+        .await;
     }
     reply
+}
+
+/// Calls an endpoint in-process as `principal`, with a JSON `body`: what MQTT commands do, so
+/// that they run the same handler as the HTTP request and leave the same audit entry. The
+/// principal's role is checked as a request's would be.
+pub(crate) async fn call_as(
+    state: &AppState,
+    principal: auth::Principal,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Reply {
+    let router::Found::Endpoint(ep, params) = router().find(&method, path) else {
+        return Err(ApiError::not_found(format!("no endpoint {method} {path}")));
+    };
+    let need = access(&ep.method, ep.pattern);
+    let allowed = match need {
+        Access::Public | Access::Account | Access::Viewer => true,
+        Access::Admin => principal.role == vigil_core::Role::Admin,
+    };
+    let mutation = !matches!(method, Method::GET | Method::HEAD);
+    let audited = mutation && need != Access::Public;
+    if !allowed {
+        let e = ApiError::Status(StatusCode::FORBIDDEN, "an admin may do this".into());
+        if audited {
+            audit(state, Some(&principal), ep, &params, path, None, e.status()).await;
+        }
+        return Err(e);
+    }
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let call = Call {
+        ep,
+        params,
+        method,
+        path,
+        query: "",
+        headers,
+        body,
+        principal: Some(principal),
+        peer: None,
+        upgrade: None,
+    };
+    dispatch(state, call, audited).await
 }
 
 /// The client's address, which [`serve`] puts in each request's extensions (audit entries and

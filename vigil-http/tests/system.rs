@@ -524,7 +524,7 @@ async fn stats_status_storage_config_and_metrics() {
 
         // What Home Assistant's integration reads from the configuration.
         let v = json(&format!("{base}/api/config"));
-        assert_eq!(v["mqtt"]["topic_prefix"], "frigate");
+        assert_eq!(v["mqtt"]["topic_prefix"], "vigil");
         assert!(v["model"].is_object());
         let yard = &v["cameras"]["yard"];
         assert_eq!(yard["objects"]["track"], serde_json::json!(["person"]));

@@ -175,8 +175,24 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
         } else {
             state.with_auth(first_admin(store.clone()).await?)
         };
+        let state = match &cfg.mqtt {
+            Some(m) => state.with_mqtt(m.clone()),
+            None => state,
+        };
+        // MQTT connects in the background: a broker that is away is retried, and the
+        // cameras do not wait for it.
+        let mqtt = match &cfg.mqtt {
+            Some(m) => Some(
+                vigil_http::mqtt::Mqtt::start(state.clone(), m)
+                    .map_err(|e| anyhow::anyhow!("mqtt.{e}"))?,
+            ),
+            None => None,
+        };
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         let served = vigil_http::serve(listener, state, shutdown_signal()).await;
+        if let Some(m) = mqtt {
+            m.stop().await;
+        }
         let _ = stop_tasks.send(true);
         nvr.stop().await;
         if art.await.is_err() {

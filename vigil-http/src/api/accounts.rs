@@ -284,6 +284,7 @@ async fn me(ctx: Ctx) -> Reply {
         crate::auth::Via::Bearer { .. } => "token",
         crate::auth::Via::ApiKey { .. } => "api_key",
         crate::auth::Via::Open => "none",
+        crate::auth::Via::Service => "service",
     };
     ok(&json!({
         "id": p.account_id,

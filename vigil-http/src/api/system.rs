@@ -931,7 +931,12 @@ async fn frigate_config(ctx: Ctx) -> Reply {
         .collect();
     ok(&json!({
         "version": "0.16-0",
-        "mqtt": {"enabled": false, "topic_prefix": "frigate", "client_id": "vigil"},
+        "mqtt": match ctx.state.mqtt() {
+            Some(m) => json!({"enabled": true, "host": m.host, "port": m.port,
+                "topic_prefix": m.topic_prefix, "client_id": m.client_id,
+                "stats_interval": m.stats_interval_s}),
+            None => json!({"enabled": false, "topic_prefix": "vigil", "client_id": "vigil"}),
+        },
         "model": {},
         "detectors": detectors,
         "cameras": cameras,

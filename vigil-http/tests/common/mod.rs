@@ -13,6 +13,7 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
+    pub state: vigil_http::AppState,
 }
 
 pub struct Resp {
@@ -77,7 +78,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = f(vigil_http::AppState::new(store.clone()).with_data_dir(dir.path()));
-        let task = tokio::spawn(vigil_http::serve(listener, state, async {
+        let task = tokio::spawn(vigil_http::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         Server {
@@ -86,6 +87,7 @@ impl Server {
             task,
             dir,
             store,
+            state,
         }
     }
 

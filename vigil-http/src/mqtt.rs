@@ -1,0 +1,845 @@
+//! MQTT: what happens, published to a broker, and the commands that come back.
+//!
+//! Everything is made from the store's change feed ([`vigil_core::Store::changes`]), like the
+//! HTTP push, so a change made through any door (the pipeline, an HTTP request, an MQTT
+//! command) is published once, after it is stored. Under the configured prefix `P`:
+//!
+//! | topic | payload | retained |
+//! |---|---|---|
+//! | `P/available` | `online`; the last will, and a clean stop, `offline` | yes |
+//! | `P/events` | Frigate's `{"type": "new"/"update"/"end", "before", "after"}` | no |
+//! | `P/<camera or zone>/<label or all>` | how many such objects are in view | yes |
+//! | `P/<camera or zone>/<label or all>/active` | the same, not counting stationary ones | yes |
+//! | `P/<camera>/<label>/snapshot` | the JPEG of the newest event's best frame | yes |
+//! | `P/<camera>/<switch>/state` | `ON`/`OFF` for `detect`, `recordings`, `motion`, `snapshots`, `enabled` | yes |
+//! | `P/stats` | the JSON of Frigate's `/api/stats`, every `stats_interval_s` | no |
+//!
+//! and SentryShot's `sentryshot/events/tflite` and `sentryshot/events/motion`, one message per
+//! stored detection, in that document's shape with the detector's name as the source.
+//!
+//! Commands: `P/<camera>/<switch>/set` with `ON` or `OFF` patches the camera through the same
+//! handler as `PATCH /api/cameras/{camera}` (audited as `mqtt`), and a message on an MQTT
+//! trigger's topic fires or releases it.
+//!
+//! While the broker is away the pipeline runs on: messages wait in a bounded queue, and what
+//! does not fit is dropped and counted (never waited for). On every (re)connection the
+//! retained topics are published again, since a restarted broker may have forgotten them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Bytes;
+use hyper::Method;
+use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use vigil_core::{CameraConfig, CameraId, Detection, Event, EventId, Mutation, TriggerKind};
+
+use crate::auth::Principal;
+use crate::AppState;
+
+/// How to reach the broker and what to publish (`[mqtt]` in vigild's configuration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// User name, when the broker wants one.
+    pub user: Option<String>,
+    /// Password for `user`.
+    pub password: Option<String>,
+    /// The client id; Home Assistant's integration also reads it from `/api/config`.
+    pub client_id: String,
+    /// Prefix of every topic but SentryShot's.
+    pub topic_prefix: String,
+    /// Seconds between two `P/stats` messages.
+    pub stats_interval_s: u64,
+    /// Publish SentryShot's `sentryshot/events/...` too.
+    pub sentryshot: bool,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            user: None,
+            password: None,
+            client_id: "vigil".into(),
+            topic_prefix: "vigil".into(),
+            stats_interval_s: 60,
+            sentryshot: true,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Checks what the broker would refuse or what would make odd topics: the bad key and
+    /// what is wrong with it.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let p = &self.topic_prefix;
+        if p.is_empty() || p.starts_with('/') || p.ends_with('/') {
+            return Err((
+                "topic_prefix",
+                format!("must be non-empty without a leading or trailing '/', got {p:?}"),
+            ));
+        }
+        if p.contains(['+', '#', '\0']) {
+            return Err((
+                "topic_prefix",
+                format!("must not hold the wildcards + or #, got {p:?}"),
+            ));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 128 {
+            return Err(("client_id", "must be 1 to 128 characters".into()));
+        }
+        if self.host.is_empty() {
+            return Err(("host", "must not be empty".into()));
+        }
+        if self.stats_interval_s == 0 {
+            return Err(("stats_interval_s", "must be at least 1".into()));
+        }
+        if self.password.is_some() && self.user.is_none() {
+            return Err(("password", "is given without a user".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Messages queued for the broker before new ones are dropped.
+const QUEUE: usize = 4096;
+
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Ended events remembered, so that a later edit (a review, a note) is not a second `end`.
+const ENDED_MEMORY: usize = 4096;
+
+/// The switches of a camera that `P/<camera>/<switch>/set` changes.
+const SWITCHES: [&str; 5] = ["detect", "recordings", "motion", "snapshots", "enabled"];
+
+/// Figures of the link, for stats and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MqttFigures {
+    /// Whether the broker is connected now.
+    pub connected: bool,
+    /// Messages handed to the client.
+    pub published: u64,
+    /// Messages dropped because the queue was full (the broker away too long).
+    pub dropped: u64,
+    /// Connections made (1 + reconnections).
+    pub connections: u64,
+}
+
+struct Shared {
+    prefix: String,
+    sentryshot: bool,
+    client: AsyncClient,
+    /// Retained topics and their payloads, published again on each connection.
+    retained: Mutex<BTreeMap<String, Bytes>>,
+    /// Topic filters of MQTT triggers, subscribed to.
+    trigger_topics: Mutex<BTreeSet<String>>,
+    connected: AtomicBool,
+    published: AtomicU64,
+    dropped: AtomicU64,
+    connections: AtomicU64,
+}
+
+impl Shared {
+    fn topic(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.prefix)
+    }
+
+    fn send(&self, topic: String, qos: QoS, retain: bool, payload: Bytes) {
+        match self
+            .client
+            .try_publish(topic, qos, retain, payload.to_vec())
+        {
+            Ok(()) => {
+                self.published.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        "MQTT queue full: messages are dropped until the broker is back"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Publishes a retained topic and remembers it for the next connection.
+    fn retain(&self, topic: String, payload: Bytes) {
+        {
+            let mut r = lock(&self.retained);
+            if r.get(&topic) == Some(&payload) {
+                return;
+            }
+            r.insert(topic.clone(), payload.clone());
+        }
+        self.send(topic, QoS::AtLeastOnce, true, payload);
+    }
+
+    /// Everything retained, and the subscriptions, again: after a (re)connection.
+    fn republish(&self) {
+        for f in [self.topic("+/+/set")]
+            .into_iter()
+            .chain(lock(&self.trigger_topics).iter().cloned())
+        {
+            if self.client.try_subscribe(f, QoS::AtLeastOnce).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let all: Vec<(String, Bytes)> = lock(&self.retained)
+            .iter()
+            .map(|(t, p)| (t.clone(), p.clone()))
+            .collect();
+        for (t, p) in all {
+            self.send(t, QoS::AtLeastOnce, true, p);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running MQTT link. [`Mqtt::stop`] says `offline` and disconnects.
+pub struct Mqtt {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    connection: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Mqtt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mqtt")
+            .field("prefix", &self.shared.prefix)
+            .field("figures", &self.figures())
+            .finish()
+    }
+}
+
+impl Mqtt {
+    /// Connects to the broker of `config` (in the background: an absent broker is retried)
+    /// and publishes what `state`'s store records. Must be called within a Tokio runtime.
+    pub fn start(state: AppState, config: &MqttConfig) -> Result<Mqtt, String> {
+        config.validate().map_err(|(k, m)| format!("{k}: {m}"))?;
+        let mut opts = MqttOptions::new(&config.client_id, &config.host, config.port);
+        opts.set_keep_alive(Duration::from_secs(15));
+        opts.set_max_packet_size(16 << 20, 16 << 20);
+        let available = format!("{}/available", config.topic_prefix);
+        opts.set_last_will(LastWill::new(&available, "offline", QoS::AtLeastOnce, true));
+        if let Some(user) = &config.user {
+            opts.set_credentials(user, config.password.clone().unwrap_or_default());
+        }
+        let (client, eventloop) = AsyncClient::new(opts, QUEUE);
+        let shared = Arc::new(Shared {
+            prefix: config.topic_prefix.clone(),
+            sentryshot: config.sentryshot,
+            client,
+            retained: Mutex::default(),
+            trigger_topics: Mutex::default(),
+            connected: AtomicBool::new(false),
+            published: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+        });
+        shared.retain(available, Bytes::from_static(b"online"));
+        // Subscribed before the feed starts, so that no change is missed between the first
+        // states and the feed.
+        let changes = state.store().changes();
+        let feed = tokio::spawn(feed(shared.clone(), state.clone(), changes));
+        let stats = tokio::spawn(stats(
+            shared.clone(),
+            state.clone(),
+            Duration::from_secs(config.stats_interval_s),
+        ));
+        let connection = tokio::spawn(connection(shared.clone(), state, eventloop));
+        Ok(Mqtt {
+            shared,
+            tasks: vec![feed, stats],
+            connection,
+        })
+    }
+
+    /// The prefix of the topics.
+    pub fn topic_prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    /// Figures of the link.
+    pub fn figures(&self) -> MqttFigures {
+        let s = &self.shared;
+        MqttFigures {
+            connected: s.connected.load(Ordering::Relaxed),
+            published: s.published.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            connections: s.connections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes `offline`, disconnects (waiting at most 2 s for the broker) and stops.
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let s = &self.shared;
+        let available = s.topic("available");
+        lock(&s.retained).insert(available.clone(), Bytes::from_static(b"offline"));
+        if s.connected.load(Ordering::Relaxed) {
+            let _ = s
+                .client
+                .try_publish(available, QoS::AtLeastOnce, true, "offline");
+            let _ = s.client.try_disconnect();
+            let mut c = self.connection;
+            if tokio::time::timeout(Duration::from_secs(2), &mut c)
+                .await
+                .is_err()
+            {
+                c.abort();
+            }
+        } else {
+            self.connection.abort();
+        }
+    }
+}
+
+/// Drives the connection: reconnects with a backoff, and answers each connection by
+/// subscribing and publishing the retained topics again.
+async fn connection(shared: Arc<Shared>, state: AppState, mut eventloop: EventLoop) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match eventloop.poll().await {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                shared.connected.store(true, Ordering::Relaxed);
+                let n = shared.connections.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(reconnection = n > 0, "MQTT broker connected");
+                backoff = Duration::from_millis(250);
+                shared.republish();
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                let topic = p.topic.clone();
+                let payload = p.payload.clone();
+                let (state, shared) = (state.clone(), shared.clone());
+                tokio::spawn(async move { message(&shared, &state, &topic, &payload).await });
+            }
+            Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                shared.connected.store(false, Ordering::Relaxed);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if shared.connected.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(err = %e, "MQTT broker connection lost; retrying");
+                } else {
+                    tracing::debug!(err = %e, "MQTT broker not reachable; retrying");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// An incoming message: a camera switch command, or an MQTT trigger's signal.
+async fn message(shared: &Shared, state: &AppState, topic: &str, payload: &[u8]) {
+    let text = String::from_utf8_lossy(payload);
+    let text = text.trim();
+    if let Some(rest) = topic
+        .strip_prefix(&shared.prefix)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        let parts: Vec<&str> = rest.split('/').collect();
+        if let [camera, switch, "set"] = parts[..] {
+            command(state, camera, switch, text).await;
+            return;
+        }
+    }
+    trigger_signal(state, topic, text).await;
+}
+
+/// `P/<camera>/<switch>/set`: the camera patched as `PATCH /api/cameras/{camera}` would.
+async fn command(state: &AppState, camera: &str, switch: &str, payload: &str) {
+    let on = match payload.to_ascii_uppercase().as_str() {
+        "ON" => true,
+        "OFF" => false,
+        _ => {
+            tracing::warn!(
+                camera,
+                switch,
+                payload,
+                "MQTT command ignored: the payload must be ON or OFF"
+            );
+            return;
+        }
+    };
+    let patch = match switch {
+        "detect" => json!({"detect": {"enabled": on}}),
+        "recordings" => json!({"record": {"enabled": on}}),
+        "motion" => json!({"motion": {"enabled": on}}),
+        "snapshots" => json!({"snapshots": {"enabled": on}}),
+        "enabled" => json!({"enabled": on}),
+        _ => {
+            tracing::warn!(camera, switch, "MQTT command ignored: no such switch (detect, recordings, motion, snapshots, enabled)");
+            return;
+        }
+    };
+    let path = format!(
+        "/api/cameras/{}",
+        percent_encoding::utf8_percent_encode(camera, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let body = Bytes::from(patch.to_string());
+    if let Err(e) = crate::call_as(
+        state,
+        Principal::service("mqtt"),
+        Method::PATCH,
+        &path,
+        body,
+    )
+    .await
+    {
+        tracing::warn!(camera, switch, err = %e.message(), "MQTT command refused");
+    }
+}
+
+/// A message on a topic some MQTT triggers listen to: each fires on its `on_payload` and
+/// releases on anything else (swapped when inverted).
+async fn trigger_signal(state: &AppState, topic: &str, payload: &str) {
+    let Some(nvr) = state.nvr() else { return };
+    let Ok(triggers) = state.store().triggers().await else {
+        return;
+    };
+    for t in triggers {
+        let TriggerKind::Mqtt {
+            topic: filter,
+            on_payload,
+        } = &t.kind
+        else {
+            continue;
+        };
+        if !t.enabled || !topic_matches(filter, topic) {
+            continue;
+        }
+        let fire = (payload == on_payload.as_str()) != t.invert;
+        let done = if fire {
+            nvr.fire_trigger(&t).await
+        } else {
+            nvr.release_trigger(&t).await
+        };
+        if let Err(e) = done {
+            tracing::warn!(trigger = %t.name, err = %e, "MQTT trigger signal not applied");
+        }
+    }
+}
+
+/// Whether `topic` matches the subscription `filter` (`+` one level, `#` the rest).
+pub(crate) fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Publishes `P/stats` every `every` while connected.
+async fn stats(shared: Arc<Shared>, state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if !shared.connected.load(Ordering::Relaxed) {
+            continue;
+        }
+        let Ok(resp) = crate::call_as(
+            &state,
+            Principal::service("mqtt"),
+            Method::GET,
+            "/api/stats",
+            Bytes::new(),
+        )
+        .await
+        else {
+            continue;
+        };
+        use http_body_util::BodyExt;
+        if let Ok(body) = resp.into_body().collect().await {
+            shared.send(
+                shared.topic("stats"),
+                QoS::AtMostOnce,
+                false,
+                body.to_bytes(),
+            );
+        }
+    }
+}
+
+/// What the feed remembers between batches.
+#[derive(Default)]
+struct Live {
+    /// Events in progress, with what was last published of them.
+    active: HashMap<EventId, (Event, Value)>,
+    /// Events whose end was published, oldest first.
+    ended: VecDeque<EventId>,
+    ended_set: HashSet<EventId>,
+    /// The snapshot file last published per event.
+    snapshots: HashMap<EventId, String>,
+    /// Count topics published so far.
+    counts: BTreeSet<String>,
+    /// Cameras by id (detect size, name, labels).
+    cameras: HashMap<CameraId, CameraConfig>,
+}
+
+/// Turns the store's changes into messages.
+async fn feed(
+    shared: Arc<Shared>,
+    state: AppState,
+    mut changes: broadcast::Receiver<Arc<vigil_core::Batch>>,
+) {
+    let mut live = Live::default();
+    let source = detector_name(&state);
+    if let Ok(cams) = state.store().cameras().await {
+        for c in cams {
+            switch_states(&shared, &c);
+            live.cameras.insert(c.id.clone(), c);
+        }
+    }
+    // Every tracked label starts at 0, so that sensors have a state before the first object.
+    for c in live.cameras.values() {
+        for label in c.detect.labels.iter().map(String::as_str).chain(["all"]) {
+            let t = shared.topic(&format!("{}/{label}", c.id));
+            live.counts.insert(t.clone());
+            shared.retain(t.clone(), Bytes::from_static(b"0"));
+            shared.retain(format!("{t}/active"), Bytes::from_static(b"0"));
+        }
+    }
+    if let Ok(ts) = state.store().triggers().await {
+        set_trigger_topics(&shared, ts.iter());
+    }
+    loop {
+        let batch = match changes.recv().await {
+            Ok(b) => b,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "MQTT fell behind the store's changes");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let mut recount = false;
+        for m in &batch.mutations {
+            match m {
+                Mutation::PutEvent(e) => {
+                    event(&shared, &state, &mut live, e).await;
+                    recount = true;
+                }
+                Mutation::DeleteEvent(id) => {
+                    live.snapshots.remove(id);
+                    recount |= live.active.remove(id).is_some();
+                }
+                Mutation::PutDetection(d) if shared.sentryshot => {
+                    sentryshot(&shared, &live, d, &source);
+                }
+                Mutation::PutCamera(c) => {
+                    switch_states(&shared, c);
+                    live.cameras.insert(c.id.clone(), (**c).clone());
+                }
+                Mutation::DeleteCamera(id) => {
+                    live.cameras.remove(id);
+                }
+                Mutation::PutTrigger(_) | Mutation::DeleteTrigger(_) => {
+                    if let Ok(ts) = state.store().triggers().await {
+                        set_trigger_topics(&shared, ts.iter());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if recount {
+            counts(&shared, &mut live);
+        }
+    }
+}
+
+/// The name SentryShot's messages give as their source: the detector cameras use (`vigil`
+/// when the server was given no detectors).
+fn detector_name(state: &AppState) -> String {
+    state
+        .detectors()
+        .and_then(|r| r.default_name())
+        .unwrap_or_else(|| "vigil".into())
+}
+
+fn on_off(b: bool) -> Bytes {
+    Bytes::from_static(if b { b"ON" } else { b"OFF" })
+}
+
+/// `P/<camera>/<switch>/state` for each switch.
+fn switch_states(shared: &Shared, c: &CameraConfig) {
+    for (switch, on) in SWITCHES.into_iter().zip([
+        c.detect.enabled,
+        c.record.enabled,
+        c.motion.enabled,
+        c.snapshots.enabled,
+        c.enabled,
+    ]) {
+        shared.retain(
+            shared.topic(&format!("{}/{switch}/state", c.id)),
+            on_off(on),
+        );
+    }
+}
+
+/// Subscribes to the topics of the MQTT triggers (and forgets those no trigger has).
+fn set_trigger_topics<'a>(
+    shared: &Shared,
+    triggers: impl Iterator<Item = &'a vigil_core::Trigger>,
+) {
+    let want: BTreeSet<String> = triggers
+        .filter_map(|t| match &t.kind {
+            TriggerKind::Mqtt { topic, .. } => Some(topic.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut have = lock(&shared.trigger_topics);
+    for gone in have.difference(&want) {
+        let _ = shared.client.try_unsubscribe(gone.clone());
+    }
+    for new in want.difference(&have) {
+        let _ = shared.client.try_subscribe(new.clone(), QoS::AtLeastOnce);
+    }
+    *have = want;
+}
+
+/// One stored event: its `P/events` message and, when its best frame changed, its snapshot.
+async fn event(shared: &Shared, state: &AppState, live: &mut Live, e: &Event) {
+    if !live.cameras.contains_key(&e.camera) {
+        if let Ok(Some(c)) = state.store().camera(&e.camera).await {
+            live.cameras.insert(c.id.clone(), c);
+        }
+    }
+    let size = live
+        .cameras
+        .get(&e.camera)
+        .map_or((0, 0), |c| (c.detect.width, c.detect.height));
+    let after = frigate_event(e, size);
+    let (kind, before) = if e.end_time.is_none() {
+        match live.active.insert(e.id, (e.clone(), after.clone())) {
+            Some((_, before)) => ("update", before),
+            None => ("new", after.clone()),
+        }
+    } else if let Some((_, before)) = live.active.remove(&e.id) {
+        remember_end(live, e.id);
+        ("end", before)
+    } else if live.ended_set.contains(&e.id) {
+        // A later edit of an ended event (a review, a note): not news.
+        return;
+    } else {
+        remember_end(live, e.id);
+        ("end", after.clone())
+    };
+    let msg = json!({"type": kind, "before": before, "after": after});
+    shared.send(
+        shared.topic("events"),
+        QoS::AtLeastOnce,
+        false,
+        Bytes::from(msg.to_string()),
+    );
+    let path = e
+        .best
+        .as_ref()
+        .and_then(|b| b.snapshot_path.as_deref())
+        .filter(|_| e.has_snapshot);
+    if let (Some(path), Some(dir)) = (path, state.data_dir()) {
+        if live.snapshots.get(&e.id).map(String::as_str) != Some(path) {
+            // Stored paths are relative and checked when stored; the join cannot leave `dir`.
+            match tokio::fs::read(dir.join(path)).await {
+                Ok(jpeg) => {
+                    live.snapshots.insert(e.id, path.to_owned());
+                    shared.retain(
+                        shared.topic(&format!("{}/{}/snapshot", e.camera, e.label)),
+                        Bytes::from(jpeg),
+                    );
+                }
+                Err(err) => tracing::debug!(event = %e.id, %err, "snapshot not published"),
+            }
+        }
+    }
+    if e.end_time.is_some() {
+        live.snapshots.remove(&e.id);
+    }
+}
+
+fn remember_end(live: &mut Live, id: EventId) {
+    if live.ended_set.insert(id) {
+        live.ended.push_back(id);
+    }
+    while live.ended.len() > ENDED_MEMORY {
+        if let Some(old) = live.ended.pop_front() {
+            live.ended_set.remove(&old);
+        }
+    }
+}
+
+/// Publishes the counts that changed: per camera and zone, per label and `all`.
+fn counts(shared: &Shared, live: &mut Live) {
+    let mut now: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for (e, _) in live.active.values() {
+        let scopes = std::iter::once(e.camera.as_str()).chain(e.zones.iter().map(String::as_str));
+        for scope in scopes {
+            for label in [e.label.as_str(), "all"] {
+                let c = now
+                    .entry(shared.topic(&format!("{scope}/{label}")))
+                    .or_default();
+                c.0 += 1;
+                if !e.stationary {
+                    c.1 += 1;
+                }
+            }
+        }
+    }
+    // Topics counted before and not now go back to 0; `retain` skips unchanged payloads.
+    for topic in &live.counts {
+        now.entry(topic.clone()).or_default();
+    }
+    for (topic, (n, active)) in now {
+        shared.retain(format!("{topic}/active"), Bytes::from(active.to_string()));
+        shared.retain(topic.clone(), Bytes::from(n.to_string()));
+        live.counts.insert(topic);
+    }
+}
+
+/// SentryShot's message of one detection.
+fn sentryshot(shared: &Shared, live: &Live, d: &Detection, source: &str) {
+    let motion = d.label == "motion";
+    // SentryShot's motion detector names the zone that moved; ours names it on the event.
+    let label = if motion {
+        d.event_id
+            .and_then(|id| live.active.get(&id))
+            .and_then(|(e, _)| e.zones.first().cloned())
+            .unwrap_or_else(|| d.label.clone())
+    } else {
+        d.label.clone()
+    };
+    let name = live
+        .cameras
+        .get(&d.camera)
+        .map_or_else(|| d.camera.to_string(), |c| c.name.clone());
+    let msg = json!({
+        "monitorID": d.camera.as_str(),
+        "monitorName": name,
+        "label": label,
+        "score": f64::from(d.score) * 100.0,
+        "time": d.time.to_string(),
+        "source": if motion { "motion" } else { source },
+    });
+    let topic = if motion {
+        "sentryshot/events/motion"
+    } else {
+        "sentryshot/events/tflite"
+    };
+    shared.send(
+        topic.to_owned(),
+        QoS::AtLeastOnce,
+        false,
+        Bytes::from(msg.to_string()),
+    );
+}
+
+/// An event as Frigate's MQTT messages carry it: times in Unix seconds, boxes in pixels of
+/// the detect stream (`size`).
+pub(crate) fn frigate_event(e: &Event, size: (u32, u32)) -> Value {
+    let (w, h) = (size.0 as f32, size.1 as f32);
+    let px = |b: &vigil_core::BBox| {
+        [
+            (b.x1 * w).round() as i64,
+            (b.y1 * h).round() as i64,
+            (b.x2 * w).round() as i64,
+            (b.y2 * h).round() as i64,
+        ]
+    };
+    let bbox = px(&e.bbox);
+    let (bw, bh) = ((bbox[2] - bbox[0]).max(0), (bbox[3] - bbox[1]).max(0));
+    let frame_time = e
+        .best
+        .as_ref()
+        .map_or(e.end_time.unwrap_or(e.start_time), |b| b.time);
+    let snapshot = e.best.as_ref().map(|b| {
+        json!({
+            "frame_time": b.time.as_secs_f64(),
+            "box": px(&b.bbox),
+            "score": b.score,
+        })
+    });
+    let current_zones: &[String] = if e.end_time.is_none() { &e.zones } else { &[] };
+    json!({
+        "id": e.id.to_string(),
+        "camera": e.camera.as_str(),
+        "frame_time": frame_time.as_secs_f64(),
+        "snapshot": snapshot,
+        "label": e.label,
+        "sub_label": e.sub_label,
+        "top_score": e.top_score,
+        "false_positive": false,
+        "start_time": e.start_time.as_secs_f64(),
+        "end_time": e.end_time.map(|t| t.as_secs_f64()),
+        "score": e.score,
+        "box": bbox,
+        "area": bw * bh,
+        "ratio": if bh > 0 { bw as f64 / bh as f64 } else { 0.0 },
+        "region": bbox,
+        "stationary": e.stationary,
+        "motionless_count": 0,
+        "position_changes": 0,
+        "current_zones": current_zones,
+        "entered_zones": e.zones,
+        "has_clip": e.has_clip,
+        "has_snapshot": e.has_snapshot,
+        "retain_indefinitely": e.retain,
+        "attributes": {},
+        "current_attributes": [],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_filters_match_like_a_broker() {
+        assert!(topic_matches("a/b", "a/b"));
+        assert!(!topic_matches("a/b", "a/b/c"));
+        assert!(topic_matches("a/+/c", "a/x/c"));
+        assert!(!topic_matches("a/+/c", "a/x/d"));
+        assert!(topic_matches("a/#", "a/b/c"));
+        assert!(topic_matches("#", "anything/at/all"));
+        assert!(!topic_matches("a/+", "a"));
+    }
+
+    #[test]
+    fn configs_are_checked() {
+        assert!(MqttConfig::default().validate().is_ok());
+        for bad in ["", "/x", "x/", "a/+", "a/#"] {
+            let c = MqttConfig {
+                topic_prefix: bad.into(),
+                ..MqttConfig::default()
+            };
+            assert_eq!(c.validate().unwrap_err().0, "topic_prefix", "{bad}");
+        }
+        let c = MqttConfig {
+            stats_interval_s: 0,
+            ..MqttConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}
