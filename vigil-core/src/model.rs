@@ -1125,6 +1125,68 @@ pub struct AlertRule {
     pub updated_at: Timestamp,
 }
 
+impl Schedule {
+    /// Checks the days, the minutes and the time zone's name.
+    pub fn validate(&self) -> Result<()> {
+        if self.days.iter().any(|&d| d > 6) {
+            return Err(Error::invalid(
+                "schedule.days: days are 0 (Monday) to 6 (Sunday)",
+            ));
+        }
+        if self.start_minute >= 1440 || self.end_minute > 1440 {
+            return Err(Error::invalid(
+                "schedule: minutes after midnight are 0 to 1439",
+            ));
+        }
+        jiff::tz::TimeZone::get(&self.timezone).map_err(|_| {
+            Error::invalid(format!(
+                "schedule.timezone: {:?} is not an IANA time zone",
+                self.timezone
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Whether `t` falls in the window. A window whose end is before its start runs past
+    /// midnight: its morning part belongs to the day before (Monday 22:00-06:00 holds
+    /// Tuesday 03:00). No days means every day; an unknown time zone is UTC.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        let tz = jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let Ok(ts) = jiff::Timestamp::from_microsecond(t.0) else {
+            return false;
+        };
+        let local = ts.to_zoned(tz);
+        let minute = u16::from(local.hour() as u8) * 60 + u16::from(local.minute() as u8);
+        let day = local.weekday().to_monday_zero_offset() as u8;
+        let on = |d: u8| self.days.is_empty() || self.days.contains(&d);
+        let (start, end) = (self.start_minute, self.end_minute);
+        if start <= end {
+            on(day) && (start..end).contains(&minute)
+        } else {
+            (minute >= start && on(day)) || (minute < end && on((day + 6) % 7))
+        }
+    }
+}
+
+impl AlertRule {
+    /// Whether `e` meets the rule's conditions: camera, label, zone, score, risk, and the
+    /// schedule at the event's start. (Whether the rule is enabled, and its cooldown, are the
+    /// notifier's to check.)
+    pub fn matches(&self, e: &Event) -> bool {
+        (self.cameras.is_empty() || self.cameras.contains(&e.camera))
+            && (self.labels.is_empty() || self.labels.contains(&e.label))
+            && (self.zones.is_empty() || self.zones.iter().any(|z| e.zones.contains(z)))
+            && e.top_score.max(e.score) >= self.min_score
+            && self
+                .min_risk
+                .is_none_or(|r| e.risk_score.is_some_and(|s| s >= r))
+            && self
+                .schedule
+                .as_ref()
+                .is_none_or(|s| s.contains(e.start_time))
+    }
+}
+
 /// A period when notifications are held back (HSI's quiet hours).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuietHours {
@@ -1260,6 +1322,38 @@ mod tests {
 
     fn p(x: f32, y: f32) -> Point {
         Point { x, y }
+    }
+
+    #[test]
+    fn schedules_wrap_past_midnight_in_their_time_zone() {
+        let at = |s: &str| Timestamp::parse(s).unwrap();
+        // Mondays 22:00-06:00 in Paris (UTC+1 in December).
+        let night = Schedule {
+            days: vec![0],
+            start_minute: 22 * 60,
+            end_minute: 6 * 60,
+            timezone: "Europe/Paris".into(),
+        };
+        assert!(night.validate().is_ok());
+        // 2026-11-30 is a Monday.
+        assert!(night.contains(at("2026-11-30T21:30:00Z"))); // Mon 22:30 local
+        assert!(night.contains(at("2026-12-01T02:00:00Z"))); // Tue 03:00 local
+        assert!(!night.contains(at("2026-12-01T05:30:00Z"))); // Tue 06:30 local
+        assert!(!night.contains(at("2026-11-30T20:30:00Z"))); // Mon 21:30 local
+        assert!(!night.contains(at("2026-12-01T21:30:00Z"))); // Tue 22:30 local
+        let day = Schedule {
+            days: Vec::new(),
+            start_minute: 9 * 60,
+            end_minute: 17 * 60,
+            timezone: "UTC".into(),
+        };
+        assert!(day.contains(at("2026-12-05T09:00:00Z")));
+        assert!(!day.contains(at("2026-12-05T17:00:00Z")));
+        let bad = Schedule {
+            timezone: "Mars/Olympus".into(),
+            ..day.clone()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

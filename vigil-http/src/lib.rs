@@ -36,6 +36,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod alerts;
 mod api;
 pub mod auth;
 mod error;
@@ -98,6 +99,8 @@ struct Inner {
     auth: AuthMode,
     /// The MQTT link's settings, when one runs ([`mqtt::Mqtt`]).
     mqtt: Option<Arc<mqtt::MqttConfig>>,
+    /// Alerting: deliveries and the dead-letter queue ([`alerts`]).
+    notifier: Arc<alerts::Notifier>,
 }
 
 /// Whether and how requests are authenticated.
@@ -124,6 +127,7 @@ impl Inner {
             closing: tokio::sync::watch::channel(false).0,
             auth: AuthMode::Required(Arc::default()),
             mqtt: None,
+            notifier: Arc::new(alerts::Notifier::new(alerts::NotifyOptions::default())),
         }
     }
 }
@@ -231,6 +235,20 @@ impl AppState {
         AppState {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same state, retrying notifications as `options` say.
+    pub fn with_notify_options(self, options: alerts::NotifyOptions) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.notifier = Arc::new(alerts::Notifier::new(options));
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Alerting's deliveries and dead-letter queue; [`alerts::run`] applies the rules.
+    pub fn notifier(&self) -> &Arc<alerts::Notifier> {
+        &self.inner.notifier
     }
 
     /// The MQTT link's settings, when one runs.
@@ -627,7 +645,16 @@ pub fn access(method: &Method, pattern: &str) -> Access {
         ("GET", "/api/auth/me"),
         ("GET", "/api/account/my-token"),
     ];
-    const ADMIN_READS: &[&str] = &["/api/accounts", "/api/keys", "/api/tokens", "/api/audit"];
+    // Webhook URLs may hold secrets: the places that show them are admin reads.
+    const ADMIN_READS: &[&str] = &[
+        "/api/accounts",
+        "/api/keys",
+        "/api/tokens",
+        "/api/audit",
+        "/api/dlq",
+        "/api/notification/config",
+        "/api/alerts/rules",
+    ];
     let m = method.as_str();
     if PUBLIC.iter().any(|&(pm, pp)| pm == m && pp == pattern) {
         return Access::Public;

@@ -210,6 +210,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Publishes on any topic through a running link (alert rules' MQTT channels).
+#[derive(Clone)]
+pub struct MqttPublisher(Arc<Shared>);
+
+impl std::fmt::Debug for MqttPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttPublisher")
+            .field("prefix", &self.0.prefix)
+            .finish()
+    }
+}
+
+impl MqttPublisher {
+    /// Queues `payload` on `topic` (QoS 1, not retained); dropped and counted when the queue
+    /// is full.
+    pub fn publish(&self, topic: &str, payload: Vec<u8>) {
+        self.0.send(
+            topic.to_owned(),
+            QoS::AtLeastOnce,
+            false,
+            Bytes::from(payload),
+        );
+    }
+}
+
 /// A running MQTT link. [`Mqtt::stop`] says `offline` and disconnects.
 pub struct Mqtt {
     shared: Arc<Shared>,
@@ -267,6 +292,11 @@ impl Mqtt {
             tasks: vec![feed, stats],
             connection,
         })
+    }
+
+    /// A handle that publishes through this link.
+    pub fn publisher(&self) -> MqttPublisher {
+        MqttPublisher(self.shared.clone())
     }
 
     /// The prefix of the topics.

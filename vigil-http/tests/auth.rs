@@ -46,6 +46,12 @@ const ADMIN_READS: &[&str] = &[
     "/api/audit",
     "/api/audit/stats",
     "/api/audit/{audit_id}",
+    // Webhook URLs may carry secrets.
+    "/api/alerts/rules",
+    "/api/alerts/rules/{rule_id}",
+    "/api/notification/config",
+    "/api/dlq/stats",
+    "/api/dlq/jobs/{queue_name}",
 ];
 
 /// POST /api/auth/login.

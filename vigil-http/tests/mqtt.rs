@@ -138,15 +138,7 @@ async fn a_scripted_event_reaches_a_subscriber_and_survives_a_broker_restart() {
     // Online, retained, and the camera's switches once it is added.
     sub.expect("vt/available", 10, |m| m.text() == "online")
         .await;
-    let r = srv
-        .call(
-            "POST",
-            "/api/cameras",
-            Some(json!({"name": "front", "url": "rtsp://127.0.0.1:9/live"})),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    srv.add_camera("front").await;
     for sw in ["detect", "recordings", "motion", "snapshots", "enabled"] {
         sub.expect(&format!("vt/front/{sw}/state"), 5, |m| m.text() == "ON")
             .await;

@@ -188,8 +188,15 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        if let Some(m) = &mqtt {
+            state.notifier().set_mqtt(m.publisher());
+        }
+        // Alert rules: each stored event checked, matches delivered (webhooks retried, then
+        // dead-lettered).
+        let alerting = tokio::spawn(vigil_http::alerts::run(state.clone()));
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         let served = vigil_http::serve(listener, state, shutdown_signal()).await;
+        alerting.abort();
         if let Some(m) = mqtt {
             m.stop().await;
         }

@@ -1,6 +1,7 @@
 //! The handlers, one module per family, and the table that routes to them.
 
 mod accounts;
+pub(crate) mod alerts;
 mod analytics;
 mod cameras;
 mod detections;
@@ -36,11 +37,19 @@ pub(crate) fn value_of<T: serde::Serialize>(v: &T) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+pub(crate) use alerts::severity_name;
+
+/// An event as the API shows it, as a JSON value.
+pub(crate) fn event_value(e: &vigil_core::Event) -> serde_json::Value {
+    value_of(&events::WireEvent::from(e))
+}
+
 /// Every route of the API.
 pub(crate) fn routes() -> Router {
     let mut r = Router::new();
     system::routes(&mut r);
     accounts::routes(&mut r);
+    alerts::routes(&mut r);
     cameras::routes(&mut r);
     events::routes(&mut r);
     detections::routes(&mut r);

@@ -1,6 +1,7 @@
 //! Push, made from the store's change feed ([`vigil_core::Store::changes`]): picam's
 //! server-sent events at `/events` (each event as it is stored, `archive_updated` when a
-//! recording, snapshot or timelapse frame is added), HSI's WebSockets `/ws/events` and
+//! recording, snapshot or timelapse frame is added, `alert` when an alert rule matches), HSI's
+//! WebSockets `/ws/events` (events and alerts) and
 //! `/ws/system`, and SentryShot's live log WebSocket at `/api/logs`.
 //!
 //! A client that does not keep up is disconnected (an SSE client's queue holds [`QUEUE`]
@@ -78,6 +79,7 @@ fn messages(batch: &Batch) -> String {
 
 async fn sse(ctx: Ctx) -> Reply {
     let mut feed = ctx.state.store().changes();
+    let mut alerts = ctx.state.notifier().subscribe();
     let (tx, body) = ChannelBody::channel(QUEUE);
     let mut closing = ctx.state.closing();
     tokio::spawn(async move {
@@ -97,6 +99,17 @@ async fn sse(ctx: Ctx) -> Reply {
                     }
                     continue;
                 }
+                a = alerts.recv() => match a {
+                    Ok(a) => {
+                        let m = format!("event: alert\ndata: {a}\n\n");
+                        if !queue(&tx, Bytes::from(m)) {
+                            break;
+                        }
+                        continue;
+                    }
+                    // Too slow, or the server is going away.
+                    Err(_) => break,
+                },
                 _ = closing.changed() => break,
                 _ = tx.closed() => break,
             };
@@ -220,6 +233,7 @@ fn websocket(mut ctx: Ctx, feed: Feed) -> Reply {
         .take()
         .ok_or_else(|| ApiError::bad_request("this connection cannot be upgraded"))?;
     let changes = ctx.state.store().changes();
+    let alerts = ctx.state.notifier().subscribe();
     let state = ctx.state.clone();
     tokio::spawn(async move {
         let Ok(io) = on.await else { return };
@@ -229,7 +243,7 @@ fn websocket(mut ctx: Ctx, feed: Feed) -> Reply {
             None,
         )
         .await;
-        serve_socket(ws, changes, state, feed).await;
+        serve_socket(ws, changes, alerts, state, feed).await;
     });
     let mut r = Response::new(crate::reply::full(Bytes::new()));
     *r.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
@@ -245,6 +259,7 @@ fn websocket(mut ctx: Ctx, feed: Feed) -> Reply {
 async fn serve_socket<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     mut changes: broadcast::Receiver<std::sync::Arc<Batch>>,
+    mut alerts: broadcast::Receiver<std::sync::Arc<serde_json::Value>>,
     state: crate::AppState,
     feed: Feed,
 ) where
@@ -263,6 +278,10 @@ async fn serve_socket<S>(
                 Err(_) => break,
             },
             _ = tick.tick(), if matches!(feed, Feed::System) => vec![system_status(&state).await.to_string()],
+            a = alerts.recv(), if matches!(feed, Feed::Events) => match a {
+                Ok(a) => vec![json!({"type": "alert", "data": *a}).to_string()],
+                Err(_) => break,
+            },
             m = incoming.next() => match m {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 // Pings are answered by the protocol layer with the next write.

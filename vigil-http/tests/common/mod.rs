@@ -155,6 +155,19 @@ impl Server {
         .unwrap()
     }
 
+    /// Adds a camera named `name` (an RTSP URL nothing answers: no pipeline runs here).
+    pub async fn add_camera(&self, name: &str) {
+        let r = self
+            .call(
+                "POST",
+                "/api/cameras",
+                Some(serde_json::json!({"name": name, "url": "rtsp://127.0.0.1:9/live"})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.call("GET", path, None, &[]).await
     }
