@@ -4,6 +4,8 @@
 //! [server]
 //! listen = "0.0.0.0:5000"
 //! data_dir = "/var/lib/vigil"
+//! cors_origins = ["https://ha.example:8123"]   # default ["*"]
+//! rate_limits = { standard = 600, media = 1200, search = 60, websocket = 30 }
 //!
 //! [storage]
 //! max_percent = 90          # or max_bytes = 500_000_000_000
@@ -76,6 +78,10 @@ pub struct Server {
     pub listen: Option<SocketAddr>,
     /// Directory for the database and media.
     pub data_dir: Option<PathBuf>,
+    /// Origins browsers may call the API from (`["*"]`, the default: any; `[]`: none).
+    pub cors_origins: Option<Vec<String>>,
+    /// Requests per client address and minute, by tier.
+    pub rate_limits: Option<vigil_http::limits::RateLimits>,
 }
 
 /// `[storage]`.
@@ -212,6 +218,18 @@ impl Config {
                     None => key.clone(),
                 };
                 err(line_of_key(text, &k), &k, e.message().to_owned())
+            })?;
+        }
+        if let Some(o) = &cfg.server.cors_origins {
+            vigil_http::limits::Cors::from_list(o).map_err(|msg| {
+                let k = "server.cors_origins";
+                err(line_of_key(text, k), k, msg)
+            })?;
+        }
+        if let Some(l) = &cfg.server.rate_limits {
+            l.validate().map_err(|(k, msg)| {
+                let k = format!("server.rate_limits.{k}");
+                err(line_of_key(text, &k), &k, msg)
             })?;
         }
         if let Some(m) = &cfg.mqtt {

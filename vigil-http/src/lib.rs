@@ -40,6 +40,7 @@ pub mod alerts;
 mod api;
 pub mod auth;
 mod error;
+pub mod limits;
 pub mod mqtt;
 mod reply;
 mod router;
@@ -101,6 +102,10 @@ struct Inner {
     mqtt: Option<Arc<mqtt::MqttConfig>>,
     /// Alerting: deliveries and the dead-letter queue ([`alerts`]).
     notifier: Arc<alerts::Notifier>,
+    /// Requests per client and tier.
+    limiter: Arc<limits::Limiter>,
+    /// Which origins browsers may call from.
+    cors: Arc<limits::Cors>,
 }
 
 /// Whether and how requests are authenticated.
@@ -128,6 +133,8 @@ impl Inner {
             auth: AuthMode::Required(Arc::default()),
             mqtt: None,
             notifier: Arc::new(alerts::Notifier::new(alerts::NotifyOptions::default())),
+            limiter: Arc::new(limits::Limiter::new(limits::RateLimits::default())),
+            cors: Arc::default(),
         }
     }
 }
@@ -232,6 +239,31 @@ impl AppState {
     pub fn with_mqtt(self, config: mqtt::MqttConfig) -> Self {
         let mut inner = Inner::clone(&self.inner);
         inner.mqtt = Some(Arc::new(config));
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same state, limiting requests per client as `limits` say ([`limits`]; on by
+    /// default, loopback exempt).
+    pub fn with_rate_limits(self, limits: limits::RateLimits) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.limiter = Arc::new(limits::Limiter::new(limits));
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The rate limits in force.
+    pub fn rate_limits(&self) -> &limits::RateLimits {
+        self.inner.limiter.limits()
+    }
+
+    /// The same state, answering browsers' cross-origin requests as `cors` says (any origin
+    /// by default).
+    pub fn with_cors(self, cors: limits::Cors) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.cors = Arc::new(cors);
         AppState {
             inner: Arc::new(inner),
         }
@@ -394,6 +426,11 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut resp = match respond_inner(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -406,12 +443,17 @@ where
             HeaderValue::from_static("Basic realm=\"Vigil\", charset=\"UTF-8\""),
         );
     }
-    // Any origin may read the API (both the HSI and SpectraX documents say so); what a caller
-    // may do is decided by authentication, not by the browser.
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    // By default any origin may read the API (both the HSI and SpectraX documents say so);
+    // what a caller may do is decided by authentication, not by the browser.
+    if let Some(allow) = state.inner.cors.allow(origin.as_deref()) {
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+        if allow != "*" {
+            h.append(header::VARY, HeaderValue::from_static("origin"));
+        }
+    }
     resp
 }
 
@@ -455,6 +497,22 @@ where
         }
     };
     let peer = parts.extensions.get::<Peer>().map(|p| p.0);
+    let tier = limits::Tier::of(ep.pattern);
+    if let Err(wait) = state.inner.limiter.take(peer.map(|p| p.ip()), tier) {
+        let per_minute = state.rate_limits().per_minute(tier);
+        let mut r = ApiError::Status(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many requests: the {} tier allows {per_minute} a minute from one address",
+                tier.as_str()
+            ),
+        )
+        .into_response();
+        let secs = wait.as_secs().max(1);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(r);
+    }
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let need = access(&ep.method, ep.pattern);
     let query = parts.uri.query().unwrap_or("");

@@ -179,6 +179,17 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
             Some(m) => state.with_mqtt(m.clone()),
             None => state,
         };
+        let state = match &cfg.server.rate_limits {
+            Some(l) => state.with_rate_limits(l.clone()),
+            None => state,
+        };
+        let state = match &cfg.server.cors_origins {
+            Some(o) => state.with_cors(
+                vigil_http::limits::Cors::from_list(o)
+                    .map_err(|e| anyhow::anyhow!("server.cors_origins: {e}"))?,
+            ),
+            None => state,
+        };
         // MQTT connects in the background: a broker that is away is retried, and the
         // cameras do not wait for it.
         let mqtt = match &cfg.mqtt {

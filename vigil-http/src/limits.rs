@@ -1,0 +1,317 @@
+//! Request rate limits by tier (HSI's standard, media, search and WebSocket tiers) and the
+//! cross-origin policy.
+//!
+//! Each client address gets a token bucket per tier: `per_minute` requests, refilled evenly
+//! over the minute, so a burst of a minute's worth is allowed and then one request every
+//! `60 / per_minute` seconds. Over the limit, the answer is `429` with `Retry-After`. Loopback
+//! clients (a reverse proxy on the same host, the tools on it) are exempt unless
+//! `exempt_loopback` is off; behind a proxy, every client has the proxy's address, so limit
+//! at the proxy instead.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// A tier: which bucket a request takes from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Most endpoints.
+    Standard,
+    /// Pictures and video: stills, thumbnails, snapshots, clips, recordings' files, MJPEG.
+    Media,
+    /// Full-text event search.
+    Search,
+    /// New WebSocket connections and event streams.
+    Websocket,
+}
+
+impl Tier {
+    /// The tier of the endpoint `pattern`.
+    pub fn of(pattern: &str) -> Tier {
+        const MEDIA_PREFIXES: &[&str] = &["/api/media/", "/clips/", "/api/recordings/file/"];
+        const MEDIA_SUFFIXES: &[&str] = &[
+            ".jpg",
+            ".mp4",
+            ".png",
+            ".webp",
+            ".gif",
+            "/snapshot",
+            "/thumbnail",
+            "/image",
+            "/video",
+            "/file",
+            "/download",
+            "/sprite",
+            "/stream",
+            "/snapshot_image",
+        ];
+        if pattern.starts_with("/ws/") || pattern == "/events" || pattern == "/api/logs/stream" {
+            Tier::Websocket
+        } else if pattern == "/api/events/search" {
+            Tier::Search
+        } else if MEDIA_PREFIXES.iter().any(|p| pattern.starts_with(p))
+            || MEDIA_SUFFIXES.iter().any(|s| pattern.ends_with(s))
+            || pattern == "/api/{camera}"
+        {
+            Tier::Media
+        } else {
+            Tier::Standard
+        }
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Standard => "standard",
+            Tier::Media => "media",
+            Tier::Search => "search",
+            Tier::Websocket => "websocket",
+        }
+    }
+}
+
+/// Limits per client address and minute (`[server.rate_limits]` in vigild's configuration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Limit at all.
+    pub enabled: bool,
+    /// Leave clients on the same host alone.
+    pub exempt_loopback: bool,
+    /// Requests per minute of the standard tier.
+    pub standard: u32,
+    /// Requests per minute of the media tier.
+    pub media: u32,
+    /// Requests per minute of the search tier.
+    pub search: u32,
+    /// New WebSocket and event-stream connections per minute.
+    pub websocket: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            enabled: true,
+            exempt_loopback: true,
+            standard: 600,
+            media: 1200,
+            search: 60,
+            websocket: 30,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Checks that each tier allows at least one request a minute.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (k, v) in [
+            ("standard", self.standard),
+            ("media", self.media),
+            ("search", self.search),
+            ("websocket", self.websocket),
+        ] {
+            if v == 0 {
+                return Err((
+                    k,
+                    "must be at least 1 a minute (turn limits off with enabled = false)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limit of tier `t`.
+    pub fn per_minute(&self, t: Tier) -> u32 {
+        match t {
+            Tier::Standard => self.standard,
+            Tier::Media => self.media,
+            Tier::Search => self.search,
+            Tier::Websocket => self.websocket,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets forgotten once this many are held (full ones first).
+const MAX_BUCKETS: usize = 65_536;
+
+/// The buckets of every client and tier.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limits: RateLimits,
+    buckets: Mutex<HashMap<(IpAddr, Tier), Bucket>>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.tokens)
+    }
+}
+
+impl Limiter {
+    pub(crate) fn new(limits: RateLimits) -> Limiter {
+        Limiter {
+            limits,
+            buckets: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    /// Takes one request from `ip`'s bucket of `tier`: `Err(wait)` when it is empty.
+    pub(crate) fn take(&self, ip: Option<IpAddr>, tier: Tier) -> Result<(), Duration> {
+        let l = &self.limits;
+        let Some(ip) = ip else { return Ok(()) };
+        if !l.enabled || (l.exempt_loopback && ip.is_loopback()) {
+            return Ok(());
+        }
+        let cap = f64::from(l.per_minute(tier));
+        let rate = cap / 60.0;
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= MAX_BUCKETS {
+            b.retain(|_, v| v.tokens + now.duration_since(v.at).as_secs_f64() * rate < cap);
+            if b.len() >= MAX_BUCKETS {
+                b.clear();
+            }
+        }
+        let e = b.entry((ip, tier)).or_insert(Bucket {
+            tokens: cap,
+            at: now,
+        });
+        e.tokens = (e.tokens + now.duration_since(e.at).as_secs_f64() * rate).min(cap);
+        e.at = now;
+        if e.tokens >= 1.0 {
+            e.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - e.tokens) / rate))
+        }
+    }
+}
+
+/// Which origins a browser may call the API from (`[server] cors_origins`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Cors {
+    /// Any origin (`Access-Control-Allow-Origin: *`): credentials are not sent across
+    /// origins by browsers then, so pages elsewhere need an API key or token.
+    #[default]
+    Any,
+    /// Only these origins (`https://ha.example:8123`), echoed back with `Vary: Origin`.
+    Only(Vec<String>),
+    /// None: no cross-origin headers at all.
+    None,
+}
+
+impl Cors {
+    /// From a configured list: `["*"]` is any, `[]` none.
+    pub fn from_list(origins: &[String]) -> Result<Cors, String> {
+        if origins.iter().any(|o| o == "*") {
+            return Ok(Cors::Any);
+        }
+        if origins.is_empty() {
+            return Ok(Cors::None);
+        }
+        for o in origins {
+            let u = url::Url::parse(o).map_err(|e| format!("{o:?} is not an origin: {e}"))?;
+            if u.origin().ascii_serialization() != o.trim_end_matches('/') {
+                return Err(format!(
+                    "{o:?} is not an origin (scheme://host[:port], no path): {}",
+                    u.origin().ascii_serialization()
+                ));
+            }
+        }
+        Ok(Cors::Only(
+            origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect(),
+        ))
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if any.
+    pub(crate) fn allow(&self, origin: Option<&str>) -> Option<String> {
+        match self {
+            Cors::Any => Some("*".into()),
+            Cors::None => None,
+            Cors::Only(list) => origin
+                .filter(|o| list.iter().any(|l| l == o))
+                .map(str::to_owned),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiers_of_patterns() {
+        assert_eq!(Tier::of("/api/events"), Tier::Standard);
+        assert_eq!(Tier::of("/api/events/search"), Tier::Search);
+        assert_eq!(Tier::of("/api/events/{id}/snapshot.jpg"), Tier::Media);
+        assert_eq!(Tier::of("/api/media/{path}"), Tier::Media);
+        assert_eq!(Tier::of("/api/{camera}"), Tier::Media);
+        assert_eq!(Tier::of("/ws/events"), Tier::Websocket);
+        assert_eq!(Tier::of("/events"), Tier::Websocket);
+        assert_eq!(Tier::of("/timelapse/configure"), Tier::Standard);
+        assert_eq!(Tier::of("/timelapse/video"), Tier::Media);
+        assert_eq!(Tier::of("/api/recordings/file/{*path}"), Tier::Media);
+    }
+
+    #[test]
+    fn buckets_refill_over_the_minute() {
+        let l = Limiter::new(RateLimits {
+            exempt_loopback: false,
+            search: 2,
+            ..RateLimits::default()
+        });
+        let ip = Some("10.0.0.1".parse().unwrap());
+        assert!(l.take(ip, Tier::Search).is_ok());
+        assert!(l.take(ip, Tier::Search).is_ok());
+        let wait = l.take(ip, Tier::Search).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        // Other tiers and other clients have their own buckets.
+        assert!(l.take(ip, Tier::Standard).is_ok());
+        assert!(l
+            .take(Some("10.0.0.2".parse().unwrap()), Tier::Search)
+            .is_ok());
+        // Loopback is exempt by default.
+        let l = Limiter::new(RateLimits {
+            search: 1,
+            ..RateLimits::default()
+        });
+        let lo = Some("127.0.0.1".parse().unwrap());
+        for _ in 0..10 {
+            assert!(l.take(lo, Tier::Search).is_ok());
+        }
+    }
+
+    #[test]
+    fn cors_lists() {
+        assert_eq!(Cors::from_list(&["*".into()]).unwrap(), Cors::Any);
+        assert_eq!(Cors::from_list(&[]).unwrap(), Cors::None);
+        let c = Cors::from_list(&["https://ha.example:8123".into()]).unwrap();
+        assert_eq!(
+            c.allow(Some("https://ha.example:8123")).as_deref(),
+            Some("https://ha.example:8123")
+        );
+        assert_eq!(c.allow(Some("https://evil.example")), None);
+        assert!(Cors::from_list(&["https://ha.example/path".into()]).is_err());
+        assert!(Cors::from_list(&["not an origin".into()]).is_err());
+    }
+}
