@@ -112,6 +112,7 @@ pub struct Notifier {
     fired: Mutex<Fired>,
     cooldowns: Mutex<HashMap<(AlertRuleId, CameraId, String), Timestamp>>,
     push: broadcast::Sender<Arc<Value>>,
+    system: broadcast::Sender<Arc<Value>>,
     alerts: AtomicU64,
     suppressed: AtomicU64,
     delivered: AtomicU64,
@@ -143,6 +144,7 @@ impl Notifier {
             fired: Mutex::default(),
             cooldowns: Mutex::default(),
             push: broadcast::channel(256).0,
+            system: broadcast::channel(64).0,
             alerts: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
@@ -170,6 +172,12 @@ impl Notifier {
     /// Alerts for push clients, as they are raised.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Value>> {
         self.push.subscribe()
+    }
+
+    /// System alerts (a camera lost or back, the disk nearly full), as [`watch_system`]
+    /// raises them: picam's `system_alert`.
+    pub fn subscribe_system(&self) -> broadcast::Receiver<Arc<Value>> {
+        self.system.subscribe()
     }
 
     /// Counts since the start.
@@ -500,4 +508,82 @@ pub(crate) fn check_url(url: &str) -> std::result::Result<(), String> {
         return Err(format!("{url:?} must be an http:// or https:// URL"));
     }
     Ok(())
+}
+
+/// How often [`watch_system`] looks.
+const SYSTEM_EVERY: Duration = Duration::from_secs(2);
+
+/// Disk use (percent of the filesystem) from which `storage_low` is raised, and under which it
+/// is cleared again.
+const STORAGE_HIGH: f64 = 95.0;
+const STORAGE_CLEAR: f64 = 90.0;
+
+/// Watches the running system and raises system alerts on changes: `camera_offline` when a
+/// camera that streamed loses its stream, `camera_online` when it is back, `storage_low`
+/// when the disk is nearly full and `storage_ok` when it is not any more. Without a running
+/// [`vigil_core::pipeline::Nvr`] there is nothing to watch and it returns.
+pub async fn watch_system(state: AppState) {
+    let Some(nvr) = state.nvr().cloned() else {
+        return;
+    };
+    let mut online: HashMap<CameraId, bool> = HashMap::new();
+    let mut storage_low = false;
+    let mut tick = tokio::time::interval(SYSTEM_EVERY);
+    loop {
+        tick.tick().await;
+        let send = |v: Value| {
+            tracing::info!(alert = %v["type"], "system alert");
+            let _ = state.notifier().system.send(Arc::new(v));
+        };
+        for c in nvr.status().await {
+            let Some(stream) = c.stream.as_ref().filter(|_| c.enabled) else {
+                online.remove(&c.id);
+                continue;
+            };
+            let now_on = stream.connected;
+            let was = online.insert(c.id.clone(), now_on);
+            match (was, now_on) {
+                (Some(true), false) => send(json!({
+                    "type": "camera_offline",
+                    "severity": "high",
+                    "camera": c.id.as_str(),
+                    "message": format!("camera {} lost its stream: {}", c.id,
+                        stream.last_error.as_deref().unwrap_or("no reason given")),
+                    "time": state.now().to_string(),
+                })),
+                (Some(false), true) => send(json!({
+                    "type": "camera_online",
+                    "severity": "low",
+                    "camera": c.id.as_str(),
+                    "message": format!("camera {} streams again", c.id),
+                    "time": state.now().to_string(),
+                })),
+                _ => {}
+            }
+        }
+        if let Ok(st) = nvr.retention().storage().await {
+            let high = st.used_percent >= STORAGE_HIGH;
+            let clear = st.used_percent < STORAGE_CLEAR;
+            if high && !storage_low {
+                storage_low = true;
+                send(json!({
+                    "type": "storage_low",
+                    "severity": "critical",
+                    "used_percent": st.used_percent,
+                    "available_bytes": st.available_bytes,
+                    "message": format!("the disk is {:.0}% full", st.used_percent),
+                    "time": state.now().to_string(),
+                }));
+            } else if clear && storage_low {
+                storage_low = false;
+                send(json!({
+                    "type": "storage_ok",
+                    "severity": "low",
+                    "used_percent": st.used_percent,
+                    "message": format!("the disk is {:.0}% full again", st.used_percent),
+                    "time": state.now().to_string(),
+                }));
+            }
+        }
+    }
 }

@@ -205,9 +205,12 @@ fn run(args: Args, logs: vigil_cli::logs::LogCapture) -> anyhow::Result<()> {
         // Alert rules: each stored event checked, matches delivered (webhooks retried, then
         // dead-lettered).
         let alerting = tokio::spawn(vigil_http::alerts::run(state.clone()));
+        // System alerts (a camera lost or back, the disk nearly full) for the push clients.
+        let watching = tokio::spawn(vigil_http::alerts::watch_system(state.clone()));
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         let served = vigil_http::serve(listener, state, shutdown_signal()).await;
         alerting.abort();
+        watching.abort();
         if let Some(m) = mqtt {
             m.stop().await;
         }

@@ -1,8 +1,9 @@
 //! Push, made from the store's change feed ([`vigil_core::Store::changes`]): picam's
 //! server-sent events at `/events` (each event as it is stored, `archive_updated` when a
-//! recording, snapshot or timelapse frame is added, `alert` when an alert rule matches), HSI's
-//! WebSockets `/ws/events` (events and alerts) and
-//! `/ws/system`, and SentryShot's live log WebSocket at `/api/logs`.
+//! recording, snapshot or timelapse frame is added, `alert` when an alert rule matches,
+//! `system_alert` when a camera is lost or back or the disk nearly full), HSI's WebSockets
+//! `/ws/events` (events and alerts) and `/ws/system` (status and system alerts), and
+//! SentryShot's live log WebSocket at `/api/logs`.
 //!
 //! A client that does not keep up is disconnected (an SSE client's queue holds [`QUEUE`]
 //! batches; a WebSocket client gets [`WS_SEND_TIMEOUT`] per message; the feed holds
@@ -34,7 +35,7 @@ pub(super) fn routes(r: &mut Router) {
         GET,
         "/events",
         "push",
-        "picam's server-sent events: `events` (each event as stored), `event_deleted`, `archive_updated` (?token= for browsers)",
+        "picam's server-sent events: `events` (each event as stored), `event_deleted`, `archive_updated`, `alert`, `system_alert` (?token= for browsers)",
         sse,
     );
 }
@@ -80,6 +81,7 @@ fn messages(batch: &Batch) -> String {
 async fn sse(ctx: Ctx) -> Reply {
     let mut feed = ctx.state.store().changes();
     let mut alerts = ctx.state.notifier().subscribe();
+    let mut system = ctx.state.notifier().subscribe_system();
     let (tx, body) = ChannelBody::channel(QUEUE);
     let mut closing = ctx.state.closing();
     tokio::spawn(async move {
@@ -108,6 +110,16 @@ async fn sse(ctx: Ctx) -> Reply {
                         continue;
                     }
                     // Too slow, or the server is going away.
+                    Err(_) => break,
+                },
+                a = system.recv() => match a {
+                    Ok(a) => {
+                        let m = format!("event: system_alert\ndata: {a}\n\n");
+                        if !queue(&tx, Bytes::from(m)) {
+                            break;
+                        }
+                        continue;
+                    }
                     Err(_) => break,
                 },
                 _ = closing.changed() => break,
@@ -233,7 +245,10 @@ fn websocket(mut ctx: Ctx, feed: Feed) -> Reply {
         .take()
         .ok_or_else(|| ApiError::bad_request("this connection cannot be upgraded"))?;
     let changes = ctx.state.store().changes();
-    let alerts = ctx.state.notifier().subscribe();
+    let alerts = match feed {
+        Feed::System => ctx.state.notifier().subscribe_system(),
+        _ => ctx.state.notifier().subscribe(),
+    };
     let state = ctx.state.clone();
     tokio::spawn(async move {
         let Ok(io) = on.await else { return };
@@ -278,7 +293,8 @@ async fn serve_socket<S>(
                 Err(_) => break,
             },
             _ = tick.tick(), if matches!(feed, Feed::System) => vec![system_status(&state).await.to_string()],
-            a = alerts.recv(), if matches!(feed, Feed::Events) => match a {
+            a = alerts.recv(), if !matches!(feed, Feed::Logs) => match a {
+                Ok(a) if matches!(feed, Feed::System) => vec![json!({"type": "system_alert", "data": *a}).to_string()],
                 Ok(a) => vec![json!({"type": "alert", "data": *a}).to_string()],
                 Err(_) => break,
             },
