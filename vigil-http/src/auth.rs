@@ -42,6 +42,9 @@ use crate::error::ApiError;
 /// How long a token from a password login is valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How often a key's or token's `last_used` is written (not on every request).
+const LAST_USED_EVERY: Duration = Duration::from_secs(60);
+
 /// Failed password checks allowed per client address in [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: u32 = 5;
 
@@ -184,6 +187,9 @@ pub struct KeyView {
     /// When it stops working (tokens; keys do not expire).
     #[serde(serialize_with = "iso_opt")]
     pub expires_at: Option<Timestamp>,
+    /// Last time it was used (written at most once a minute).
+    #[serde(serialize_with = "iso_opt")]
+    pub last_used: Option<Timestamp>,
 }
 
 /// Times are ISO 8601 in the API.
@@ -312,6 +318,7 @@ fn key_view(k: &ApiKey) -> KeyView {
         prefix: k.prefix.clone(),
         created_at: k.created_at,
         expires_at: k.expires_at,
+        last_used: k.last_used,
     }
 }
 
@@ -402,6 +409,8 @@ pub struct Auth {
     verified: Mutex<HashMap<[u8; 32], (AccountId, String, Instant)>>,
     /// The key of `verified`'s digests, random per process.
     pepper: [u8; 32],
+    /// How long new tokens last, in microseconds.
+    token_ttl_us: std::sync::atomic::AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -531,6 +540,7 @@ impl Auth {
             limiter: Mutex::default(),
             verified: Mutex::default(),
             pepper,
+            token_ttl_us: std::sync::atomic::AtomicI64::new(TOKEN_TTL.as_micros() as i64),
         }))
     }
 
@@ -760,6 +770,13 @@ impl Auth {
         self.issue_for(acct.id, true).await
     }
 
+    /// Makes tokens issued from now on last `ttl` ([`TOKEN_TTL`] by default).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        let us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        self.token_ttl_us
+            .store(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Issues a token for the account `account_id`.
     pub async fn issue(&self, account_id: &str) -> Result<Issued, ApiError> {
         self.issue_for(account_id_of(account_id)?, false).await
@@ -776,9 +793,9 @@ impl Auth {
             role: Role::Viewer,
             owner: Some(id),
             created_at: created,
-            expires_at: Some(Timestamp(
-                created.0.saturating_add(TOKEN_TTL.as_micros() as i64),
-            )),
+            expires_at: Some(Timestamp(created.0.saturating_add(
+                self.token_ttl_us.load(std::sync::atomic::Ordering::Relaxed),
+            ))),
             last_used: None,
         };
         let (view, account) = self
@@ -960,11 +977,13 @@ impl Auth {
         }
     }
 
+    /// The principal of a key or token, and the record's id when its `last_used` is due to
+    /// be written again.
     fn principal_of_secret(
         &self,
         secret: &str,
         via: impl FnOnce(&ApiKey) -> Via,
-    ) -> Option<Principal> {
+    ) -> Option<(Principal, Option<ApiKeyId>)> {
         let h = digest(secret);
         let t = now();
         let db = lock(&self.db);
@@ -973,12 +992,47 @@ impl Auth {
             .iter()
             .find(|k| same(&k.key_hash, &h) && k.expires_at.is_none_or(|e| e > t))?;
         let a = db.accounts.iter().find(|a| Some(a.id) == k.owner)?;
-        Some(Principal {
-            account_id: a.id.to_string(),
-            username: a.username.clone(),
-            role: least(a.role, k.role),
-            via: via(k),
-        })
+        let due = k
+            .last_used
+            .is_none_or(|u| t.0.saturating_sub(u.0) >= LAST_USED_EVERY.as_micros() as i64);
+        Some((
+            Principal {
+                account_id: a.id.to_string(),
+                username: a.username.clone(),
+                role: least(a.role, k.role),
+                via: via(k),
+            },
+            due.then_some(k.id),
+        ))
+    }
+
+    /// Writes that a key or token was used now (unless it was revoked meanwhile).
+    async fn touch(&self, id: ApiKeyId) {
+        let t = now();
+        let done = self
+            .change(|db| {
+                let muts = match db.keys.iter().find(|k| k.id == id) {
+                    Some(k) => vec![Mutation::PutApiKey(Box::new(ApiKey {
+                        last_used: Some(t),
+                        ..k.clone()
+                    }))],
+                    None => Vec::new(),
+                };
+                Ok((muts, ()))
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(err = %e.message(), "a key's last use was not saved");
+        }
+    }
+
+    /// A key's or token's principal, its last use written when due.
+    async fn by_secret(&self, secret: &str, via: impl FnOnce(&ApiKey) -> Via) -> Option<Principal> {
+        let (p, due) = self.principal_of_secret(secret, via)?;
+        if let Some(id) = due {
+            self.touch(id).await;
+        }
+        Some(p)
     }
 
     async fn principal_of_basic(
@@ -1030,21 +1084,31 @@ impl Auth {
         ip: Option<IpAddr>,
     ) -> Result<Option<Principal>, ApiError> {
         if let Some(k) = &creds.api_key {
+            if !k.starts_with(KEY_PREFIX) {
+                return Err(unauthorized(
+                    "the API key is not valid (unknown or revoked)",
+                ));
+            }
             return self
-                .principal_of_secret(k, |k| Via::ApiKey {
+                .by_secret(k, |k| Via::ApiKey {
                     key_id: k.id.to_string(),
                     name: k.name.clone(),
                 })
-                .filter(|_| k.starts_with(KEY_PREFIX))
+                .await
                 .map(Some)
                 .ok_or_else(|| unauthorized("the API key is not valid (unknown or revoked)"));
         }
         if let Some(t) = &creds.bearer {
+            if !t.starts_with(TOKEN_PREFIX) {
+                return Err(unauthorized(
+                    "the token is not valid (unknown, expired or revoked)",
+                ));
+            }
             return self
-                .principal_of_secret(t, |k| Via::Bearer {
+                .by_secret(t, |k| Via::Bearer {
                     token_id: k.id.to_string(),
                 })
-                .filter(|_| t.starts_with(TOKEN_PREFIX))
+                .await
                 .map(Some)
                 .ok_or_else(|| {
                     unauthorized("the token is not valid (unknown, expired or revoked)")
@@ -1054,11 +1118,16 @@ impl Auth {
             return self.principal_of_basic(u, p, ip).await.map(Some);
         }
         if let Some(t) = &creds.cookie {
+            if !t.starts_with(TOKEN_PREFIX) {
+                return Err(unauthorized(
+                    "the session has ended (expired or revoked); log in again",
+                ));
+            }
             return self
-                .principal_of_secret(t, |k| Via::Cookie {
+                .by_secret(t, |k| Via::Cookie {
                     token_id: k.id.to_string(),
                 })
-                .filter(|_| t.starts_with(TOKEN_PREFIX))
+                .await
                 .map(Some)
                 .ok_or_else(|| {
                     unauthorized("the session has ended (expired or revoked); log in again")

@@ -549,3 +549,47 @@ async fn accounts_load_back_from_the_store() {
     assert_eq!(p.actor(), "apikey:kept");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_expire_and_keys_record_their_last_use() {
+    let (srv, auth) = Server::start_secured(ADMIN_PASSWORD).await;
+    auth.set_token_ttl(std::time::Duration::from_millis(1500));
+    let short = login(&srv, "admin", ADMIN_PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get_with(&srv, "/api/auth/me", &bearer(&short)).await.status,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    let r = get_with(&srv, "/api/auth/me", &bearer(&short)).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("expired"),
+        "{}",
+        r.text()
+    );
+    // The expired token is not listed among the live ones.
+    auth.set_token_ttl(vigil_http::auth::TOKEN_TTL);
+    let (_, key) = auth
+        .create_key(&auth.accounts()[0].id, "used", None)
+        .await
+        .unwrap();
+    let before = srv.get_with_key("/api/keys", &key).await.json();
+    let k = before["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "used")
+        .unwrap()
+        .clone();
+    assert!(k["last_used"].is_string(), "{k}");
+    // Written to the store, so it outlives a restart.
+    let again = vigil_http::auth::Auth::load(srv.store.clone())
+        .await
+        .unwrap();
+    let kept = again.keys().into_iter().find(|k| k.name == "used").unwrap();
+    assert!(kept.last_used.is_some());
+    srv.stop().await;
+}

@@ -275,6 +275,29 @@ async fn a_scripted_event_reaches_a_subscriber_and_survives_a_broker_restart() {
             .any(|l| l["actor"] == "mqtt" && l["action"] == "PATCH /api/cameras/{camera}"),
         "{audit}"
     );
+    // An alert rule with an MQTT channel publishes through the same link.
+    srv.state.notifier().set_mqtt(mqtt.publisher());
+    let engine = tokio::spawn(vigil_http::alerts::run(srv.state.clone()));
+    let r = srv
+        .call(
+            "POST",
+            "/api/alerts/rules",
+            Some(
+                json!({"name": "porch", "zones": ["porch"], "cooldown_seconds": 0,
+                        "channels": [{"type": "mqtt", "topic": "home/alerts"}]}),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut ea = scripted_event(2, Timestamp(t0.0 + 5_000_000));
+    ea.end_time = Some(Timestamp(t0.0 + 6_000_000));
+    apply(Mutation::PutEvent(Box::new(ea))).await;
+    let a = sub.expect("home/alerts", 5, |_| true).await.json();
+    assert_eq!(a["rule_name"], "porch", "{a}");
+    assert_eq!(a["event_id"], "2", "{a}");
+    engine.abort();
+
     // A payload that is not ON/OFF changes nothing (and crashes nothing).
     sub.client
         .publish("vt/front/recordings/set", QoS::AtLeastOnce, false, "maybe")

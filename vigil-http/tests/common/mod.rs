@@ -168,6 +168,11 @@ impl Server {
         assert_eq!(r.status, 201, "{}", r.text());
     }
 
+    /// GET with an API key.
+    pub async fn get_with_key(&self, path: &str, key: &str) -> Resp {
+        self.call("GET", path, None, &[("x-api-key", key)]).await
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.call("GET", path, None, &[]).await
     }
