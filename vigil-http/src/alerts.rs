@@ -92,6 +92,8 @@ pub struct NotifyFigures {
     pub failed_attempts: u64,
     /// Deliveries that went to the dead-letter queue.
     pub dead_lettered: u64,
+    /// Stored changes the engine fell too far behind to see (their events were not checked).
+    pub missed_changes: u64,
 }
 
 /// Rule matches remembered, so that an event's later updates do not alert again.
@@ -118,7 +120,9 @@ pub struct Notifier {
     delivered: AtomicU64,
     failed_attempts: AtomicU64,
     dead_lettered: AtomicU64,
+    missed: AtomicU64,
     seq: AtomicU64,
+    prefs: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -150,8 +154,16 @@ impl Notifier {
             delivered: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
             seq: AtomicU64::new(0),
+            prefs: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Serialises the read-modify-write changes of the notification preferences (one record
+    /// holds every camera's setting).
+    pub(crate) async fn preferences_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.prefs.lock().await
     }
 
     /// The retry settings.
@@ -188,6 +200,7 @@ impl Notifier {
             delivered: self.delivered.load(Ordering::Relaxed),
             failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            missed_changes: self.missed.load(Ordering::Relaxed),
         }
     }
 
@@ -208,17 +221,18 @@ impl Notifier {
         let taken = {
             let mut dlq = self.dlq.lock().await;
             let jobs = loaded(&mut dlq, &**state.store()).await?;
-            let mut taken = Vec::new();
-            let mut i = 0;
-            while i < jobs.len() {
-                if jobs[i].queue == queue && (all || taken.is_empty()) {
-                    taken.push(jobs.remove(i));
+            let (mut taken, mut kept) = (Vec::new(), Vec::new());
+            for j in jobs.iter() {
+                if j.queue == queue && (all || taken.is_empty()) {
+                    taken.push(j.clone());
                 } else {
-                    i += 1;
+                    kept.push(j.clone());
                 }
             }
+            // Saved first: if the store refuses, the jobs stay where they were.
             if !taken.is_empty() {
-                save(&**state.store(), jobs).await?;
+                save(&**state.store(), &kept).await?;
+                *jobs = kept;
             }
             taken
         };
@@ -237,11 +251,11 @@ impl Notifier {
     pub async fn clear(&self, store: &dyn Store, queue: &str) -> Result<usize> {
         let mut dlq = self.dlq.lock().await;
         let jobs = loaded(&mut dlq, store).await?;
-        let before = jobs.len();
-        jobs.retain(|j| j.queue != queue);
-        let n = before - jobs.len();
+        let kept: Vec<Job> = jobs.iter().filter(|j| j.queue != queue).cloned().collect();
+        let n = jobs.len() - kept.len();
         if n > 0 {
-            save(store, jobs).await?;
+            save(store, &kept).await?;
+            *jobs = kept;
         }
         Ok(n)
     }
@@ -249,10 +263,12 @@ impl Notifier {
     async fn dead_letter(&self, store: &dyn Store, job: Job) -> Result<()> {
         let mut dlq = self.dlq.lock().await;
         let jobs = loaded(&mut dlq, store).await?;
-        jobs.push(job);
-        let over = jobs.len().saturating_sub(self.options.dlq_capacity);
-        jobs.drain(..over);
-        save(store, jobs).await?;
+        let mut next = jobs.clone();
+        next.push(job);
+        let over = next.len().saturating_sub(self.options.dlq_capacity);
+        next.drain(..over);
+        save(store, &next).await?;
+        *jobs = next;
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -325,7 +341,11 @@ pub async fn run(state: AppState) {
         let batch = match changes.recv().await {
             Ok(b) => b,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "alerting fell behind the store's changes");
+                tracing::warn!(
+                    missed = n,
+                    "alerting fell behind the store's changes: events missed"
+                );
+                state.notifier().missed.fetch_add(n, Ordering::Relaxed);
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -387,6 +407,12 @@ fn payload(rule: &AlertRule, e: &Event, now: Timestamp) -> Value {
 }
 
 async fn consider(state: &AppState, e: &Event) -> Result<()> {
+    // An event that ended long ago (edited after a restart, say) is history: no alert.
+    if e.end_time
+        .is_some_and(|t| state.now().0.saturating_sub(t.0) > crate::mqtt::NEWS_US)
+    {
+        return Ok(());
+    }
     let rules = state.store().alert_rules().await?;
     let n = state.notifier();
     for rule in rules.iter().filter(|r| r.enabled && r.matches(e)) {

@@ -564,6 +564,9 @@ impl Auth {
                 .filter(|k| k.expires_at.is_some_and(|e| e <= t))
                 .map(|k| Mutation::DeleteApiKey(k.id)),
         );
+        if muts.is_empty() {
+            return Ok(out);
+        }
         let batch: vigil_core::Batch = muts.iter().cloned().collect();
         self.store.apply(batch).await?;
         let mut db = lock(&self.db);
@@ -1011,7 +1014,11 @@ impl Auth {
         let t = now();
         let done = self
             .change(|db| {
+                let fresh =
+                    |u: Timestamp| t.0.saturating_sub(u.0) < LAST_USED_EVERY.as_micros() as i64;
                 let muts = match db.keys.iter().find(|k| k.id == id) {
+                    // Another request wrote it meanwhile.
+                    Some(k) if k.last_used.is_some_and(fresh) => Vec::new(),
                     Some(k) => vec![Mutation::PutApiKey(Box::new(ApiKey {
                         last_used: Some(t),
                         ..k.clone()

@@ -246,6 +246,7 @@ impl AppState {
 
     /// The same state, limiting requests per client as `limits` say ([`limits`]; on by
     /// default, loopback exempt).
+    /// A tier set to 0 a minute is taken as 1.
     pub fn with_rate_limits(self, limits: limits::RateLimits) -> Self {
         let mut inner = Inner::clone(&self.inner);
         inner.limiter = Arc::new(limits::Limiter::new(limits));
@@ -450,9 +451,10 @@ where
         if let Ok(v) = HeaderValue::from_str(&allow) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
-        if allow != "*" {
-            h.append(header::VARY, HeaderValue::from_static("origin"));
-        }
+    }
+    if matches!(*state.inner.cors, limits::Cors::Only(_)) {
+        resp.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
     }
     resp
 }

@@ -172,19 +172,28 @@ impl Limiter {
     /// Takes one request from `ip`'s bucket of `tier`: `Err(wait)` when it is empty.
     pub(crate) fn take(&self, ip: Option<IpAddr>, tier: Tier) -> Result<(), Duration> {
         let l = &self.limits;
-        let Some(ip) = ip else { return Ok(()) };
+        let Some(ip) = ip.map(|ip| ip.to_canonical()) else {
+            return Ok(());
+        };
         if !l.enabled || (l.exempt_loopback && ip.is_loopback()) {
             return Ok(());
         }
-        let cap = f64::from(l.per_minute(tier));
+        // One IPv6 client holds a whole /64: it is one client.
+        let ip = match ip {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        let cap = f64::from(l.per_minute(tier).max(1));
         let rate = cap / 60.0;
         let now = Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() >= MAX_BUCKETS {
-            b.retain(|_, v| v.tokens + now.duration_since(v.at).as_secs_f64() * rate < cap);
-            if b.len() >= MAX_BUCKETS {
-                b.clear();
-            }
+            // A bucket idle for a minute is full again: forgetting it changes nothing. Those
+            // used within the minute stay, however many there are.
+            b.retain(|_, v| now.duration_since(v.at) < Duration::from_secs(60));
         }
         let e = b.entry((ip, tier)).or_insert(Bucket {
             tokens: cap,

@@ -21,9 +21,12 @@
 //! handler as `PATCH /api/cameras/{camera}` (audited as `mqtt`), and a message on an MQTT
 //! trigger's topic fires or releases it.
 //!
-//! While the broker is away the pipeline runs on: messages wait in a bounded queue, and what
-//! does not fit is dropped and counted (never waited for). On every (re)connection the
-//! retained topics are published again, since a restarted broker may have forgotten them.
+//! While the broker is away the pipeline runs on and nothing waits for it: messages made
+//! meanwhile are dropped and counted, and the retained topics (availability, counts, snapshots,
+//! switch states) hold the latest state, published again on every (re)connection with the
+//! subscriptions, since the session is clean and a restarted broker may have forgotten them.
+//! Incoming messages are handled one at a time, in order. A camera, zone or label name with
+//! `/`, `+`, `#` has them replaced by `_` in topics.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,6 +124,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Ended events remembered, so that a later edit (a review, a note) is not a second `end`.
 const ENDED_MEMORY: usize = 4096;
 
+/// An event that ended longer ago than this (10 minutes) is history, not news.
+pub(crate) const NEWS_US: i64 = 600_000_000;
+
 /// The switches of a camera that `P/<camera>/<switch>/set` changes.
 const SWITCHES: [&str; 5] = ["detect", "recordings", "motion", "snapshots", "enabled"];
 
@@ -156,7 +162,19 @@ impl Shared {
         format!("{}/{rest}", self.prefix)
     }
 
+    /// Queues a message. While the broker is away nothing is queued: a retained topic is
+    /// published again on the next connection, any other message is dropped and counted.
     fn send(&self, topic: String, qos: QoS, retain: bool, payload: Bytes) {
+        if !self.connected.load(Ordering::Relaxed) {
+            if !retain {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.push(topic, qos, retain, payload);
+    }
+
+    fn push(&self, topic: String, qos: QoS, retain: bool, payload: Bytes) {
         match self
             .client
             .try_publish(topic, qos, retain, payload.to_vec())
@@ -164,45 +182,51 @@ impl Shared {
             Ok(()) => {
                 self.published.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err(e) => {
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(
-                        "MQTT queue full: messages are dropped until the broker is back"
-                    );
+                    tracing::warn!(err = %e, "MQTT message dropped (more are counted, not logged)");
                 }
             }
         }
     }
 
-    /// Publishes a retained topic and remembers it for the next connection.
+    /// Publishes a retained topic and remembers it for the next connection. The lock is held
+    /// while queueing, so that a reconnection's [`Shared::republish`] cannot send an older
+    /// value after a newer one.
     fn retain(&self, topic: String, payload: Bytes) {
-        {
-            let mut r = lock(&self.retained);
-            if r.get(&topic) == Some(&payload) {
-                return;
-            }
-            r.insert(topic.clone(), payload.clone());
+        let mut r = lock(&self.retained);
+        if r.get(&topic) == Some(&payload) {
+            return;
         }
+        r.insert(topic.clone(), payload.clone());
         self.send(topic, QoS::AtLeastOnce, true, payload);
     }
 
-    /// Everything retained, and the subscriptions, again: after a (re)connection.
+    /// Everything retained, and the subscriptions, again: after a (re)connection (the
+    /// session is clean, so the broker forgot the subscriptions).
     fn republish(&self) {
-        for f in [self.topic("+/+/set")]
-            .into_iter()
+        let filters: Vec<String> = std::iter::once(self.topic("+/+/set"))
             .chain(lock(&self.trigger_topics).iter().cloned())
-        {
-            if self.client.try_subscribe(f, QoS::AtLeastOnce).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            .collect();
+        for f in filters {
+            if let Err(e) = self.client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                tracing::warn!(filter = %f, err = %e, "MQTT subscription not sent");
             }
         }
-        let all: Vec<(String, Bytes)> = lock(&self.retained)
-            .iter()
-            .map(|(t, p)| (t.clone(), p.clone()))
-            .collect();
-        for (t, p) in all {
-            self.send(t, QoS::AtLeastOnce, true, p);
+        let r = lock(&self.retained);
+        for (t, p) in r.iter() {
+            self.push(t.clone(), QoS::AtLeastOnce, true, p.clone());
         }
+    }
+}
+
+/// One level of a topic made from a name (a camera, a zone, a label): `/`, `+`, `#` and NUL
+/// would change the topic's shape or make it invalid, so they become `_`.
+fn level(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(['/', '+', '#', '\0']) {
+        name.replace(['/', '+', '#', '\0'], "_").into()
+    } else {
+        name.into()
     }
 }
 
@@ -345,6 +369,17 @@ impl Mqtt {
 /// subscribing and publishing the retained topics again.
 async fn connection(shared: Arc<Shared>, state: AppState, mut eventloop: EventLoop) {
     let mut backoff = Duration::from_millis(250);
+    // Incoming messages are handled one at a time, in order (an ON then an OFF must end OFF);
+    // beyond 256 waiting they are dropped.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(256);
+    {
+        let (shared, state) = (shared.clone(), state.clone());
+        tokio::spawn(async move {
+            while let Some((topic, payload)) = rx.recv().await {
+                message(&shared, &state, &topic, &payload).await;
+            }
+        });
+    }
     loop {
         match eventloop.poll().await {
             Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
@@ -355,10 +390,9 @@ async fn connection(shared: Arc<Shared>, state: AppState, mut eventloop: EventLo
                 shared.republish();
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                let topic = p.topic.clone();
-                let payload = p.payload.clone();
-                let (state, shared) = (state.clone(), shared.clone());
-                tokio::spawn(async move { message(&shared, &state, &topic, &payload).await });
+                if tx.try_send((p.topic.clone(), p.payload.clone())).is_err() {
+                    tracing::warn!(topic = %p.topic, "MQTT command dropped: too many waiting");
+                }
             }
             Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => {
                 shared.connected.store(false, Ordering::Relaxed);
@@ -548,7 +582,7 @@ async fn feed(
     // Every tracked label starts at 0, so that sensors have a state before the first object.
     for c in live.cameras.values() {
         for label in c.detect.labels.iter().map(String::as_str).chain(["all"]) {
-            let t = shared.topic(&format!("{}/{label}", c.id));
+            let t = shared.topic(&format!("{}/{}", c.id, level(label)));
             live.counts.insert(t.clone());
             shared.retain(t.clone(), Bytes::from_static(b"0"));
             shared.retain(format!("{t}/active"), Bytes::from_static(b"0"));
@@ -561,7 +595,11 @@ async fn feed(
         let batch = match changes.recv().await {
             Ok(b) => b,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "MQTT fell behind the store's changes");
+                tracing::warn!(
+                    missed = n,
+                    "MQTT fell behind the store's changes; reading the state again"
+                );
+                resync(&shared, &state, &mut live).await;
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -601,6 +639,42 @@ async fn feed(
     }
 }
 
+/// After missing changes: the cameras, the triggers' topics and the events in progress read
+/// from the store again, and the counts published from them.
+async fn resync(shared: &Shared, state: &AppState, live: &mut Live) {
+    if let Ok(cams) = state.store().cameras().await {
+        live.cameras = cams.into_iter().map(|c| (c.id.clone(), c)).collect();
+        for c in live.cameras.values() {
+            switch_states(shared, c);
+        }
+    }
+    if let Ok(ts) = state.store().triggers().await {
+        set_trigger_topics(shared, ts.iter());
+    }
+    let mut q = vigil_core::Query::new(vigil_core::EventFilter {
+        in_progress: Some(true),
+        ..Default::default()
+    });
+    q.page = vigil_core::PageRequest::first(vigil_core::query::MAX_PAGE_LIMIT);
+    if let Ok(page) = state.store().events(&q).await {
+        let size = |e: &Event| {
+            live.cameras
+                .get(&e.camera)
+                .map_or((0, 0), |c| (c.detect.width, c.detect.height))
+        };
+        let active = page
+            .items
+            .into_iter()
+            .map(|e| {
+                let wire = frigate_event(&e, size(&e));
+                (e.id, (e, wire))
+            })
+            .collect();
+        live.active = active;
+        counts(shared, live);
+    }
+}
+
 /// The name SentryShot's messages give as their source: the detector cameras use (`vigil`
 /// when the server was given no detectors).
 fn detector_name(state: &AppState) -> String {
@@ -624,7 +698,7 @@ fn switch_states(shared: &Shared, c: &CameraConfig) {
         c.enabled,
     ]) {
         shared.retain(
-            shared.topic(&format!("{}/{switch}/state", c.id)),
+            shared.topic(&format!("{}/{switch}/state", level(c.id.as_str()))),
             on_off(on),
         );
     }
@@ -671,8 +745,12 @@ async fn event(shared: &Shared, state: &AppState, live: &mut Live, e: &Event) {
     } else if let Some((_, before)) = live.active.remove(&e.id) {
         remember_end(live, e.id);
         ("end", before)
-    } else if live.ended_set.contains(&e.id) {
-        // A later edit of an ended event (a review, a note): not news.
+    } else if live.ended_set.contains(&e.id)
+        || e.end_time
+            .is_some_and(|t| state.now().0.saturating_sub(t.0) > NEWS_US)
+    {
+        // A later edit of an ended event (a review, a note, also one from before a restart):
+        // not news.
         return;
     } else {
         remember_end(live, e.id);
@@ -697,7 +775,11 @@ async fn event(shared: &Shared, state: &AppState, live: &mut Live, e: &Event) {
                 Ok(jpeg) => {
                     live.snapshots.insert(e.id, path.to_owned());
                     shared.retain(
-                        shared.topic(&format!("{}/{}/snapshot", e.camera, e.label)),
+                        shared.topic(&format!(
+                            "{}/{}/snapshot",
+                            level(e.camera.as_str()),
+                            level(&e.label)
+                        )),
                         Bytes::from(jpeg),
                     );
                 }
@@ -729,7 +811,7 @@ fn counts(shared: &Shared, live: &mut Live) {
         for scope in scopes {
             for label in [e.label.as_str(), "all"] {
                 let c = now
-                    .entry(shared.topic(&format!("{scope}/{label}")))
+                    .entry(shared.topic(&format!("{}/{}", level(scope), level(label))))
                     .or_default();
                 c.0 += 1;
                 if !e.stationary {
@@ -854,6 +936,12 @@ mod tests {
         assert!(topic_matches("a/#", "a/b/c"));
         assert!(topic_matches("#", "anything/at/all"));
         assert!(!topic_matches("a/+", "a"));
+    }
+
+    #[test]
+    fn names_cannot_change_a_topics_shape() {
+        assert_eq!(level("porch"), "porch");
+        assert_eq!(level("front/yard+#"), "front_yard__");
     }
 
     #[test]

@@ -633,6 +633,7 @@ async fn get_prefs(ctx: Ctx) -> Reply {
 
 async fn put_prefs(ctx: Ctx) -> Reply {
     let b: PrefsBody = ctx.json()?;
+    let _serial = ctx.state.notifier().preferences_lock().await;
     let mut p = ctx.state.store().notification_preferences().await?;
     if let Some(e) = b.enabled {
         p.enabled = e;
@@ -715,6 +716,7 @@ async fn put_camera_pref(ctx: Ctx) -> Reply {
     if b.risk_threshold.is_some_and(|t| t > 100) {
         return Err(ApiError::body(&["risk_threshold"], "must be 0 to 100"));
     }
+    let _serial = ctx.state.notifier().preferences_lock().await;
     let mut p = ctx.state.store().notification_preferences().await?;
     let i = match p.cameras.iter().position(|s| s.camera == id) {
         Some(i) => i,
