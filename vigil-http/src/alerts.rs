@@ -20,7 +20,7 @@ use vigil_core::{
     Timestamp,
 };
 
-use crate::AppState;
+use crate::{lock, AppState};
 
 /// How deliveries are retried.
 #[derive(Clone, Debug)]
@@ -132,10 +132,6 @@ impl std::fmt::Debug for Notifier {
             .field("figures", &self.figures())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Notifier {

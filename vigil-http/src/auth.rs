@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -413,10 +413,7 @@ pub struct Auth {
     token_ttl_us: std::sync::atomic::AtomicI64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves plain data behind; carry on with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::lock;
 
 fn now() -> Timestamp {
     RealClocks::default().realtime()

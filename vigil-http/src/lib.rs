@@ -427,11 +427,15 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // Only a list of origins needs the request's.
+    let origin = match *state.inner.cors {
+        limits::Cors::Only(_) => req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        _ => None,
+    };
     let mut resp = match respond_inner(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -499,7 +503,7 @@ where
         }
     };
     let peer = parts.extensions.get::<Peer>().map(|p| p.0);
-    let tier = limits::Tier::of(ep.pattern);
+    let tier = ep.tier;
     if let Err(wait) = state.inner.limiter.take(peer.map(|p| p.ip()), tier) {
         let per_minute = state.rate_limits().per_minute(tier);
         let mut r = ApiError::Status(
@@ -666,6 +670,12 @@ pub(crate) async fn call_as(
         upgrade: None,
     };
     dispatch(state, call, audited).await
+}
+
+/// Locks a mutex of plain data: a panic while it was held leaves the data behind as it was,
+/// so carry on with it rather than fail every later request.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The client's address, which [`serve`] puts in each request's extensions (audit entries and

@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 use vigil_core::{CameraConfig, CameraId, Detection, Event, EventId, Mutation, TriggerKind};
 
 use crate::auth::Principal;
-use crate::AppState;
+use crate::{lock, AppState};
 
 /// How to reach the broker and what to publish (`[mqtt]` in vigild's configuration).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,10 +228,6 @@ fn level(name: &str) -> std::borrow::Cow<'_, str> {
     } else {
         name.into()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Publishes on any topic through a running link (alert rules' MQTT channels).
@@ -573,24 +569,7 @@ async fn feed(
 ) {
     let mut live = Live::default();
     let source = detector_name(&state);
-    if let Ok(cams) = state.store().cameras().await {
-        for c in cams {
-            switch_states(&shared, &c);
-            live.cameras.insert(c.id.clone(), c);
-        }
-    }
-    // Every tracked label starts at 0, so that sensors have a state before the first object.
-    for c in live.cameras.values() {
-        for label in c.detect.labels.iter().map(String::as_str).chain(["all"]) {
-            let t = shared.topic(&format!("{}/{}", c.id, level(label)));
-            live.counts.insert(t.clone());
-            shared.retain(t.clone(), Bytes::from_static(b"0"));
-            shared.retain(format!("{t}/active"), Bytes::from_static(b"0"));
-        }
-    }
-    if let Ok(ts) = state.store().triggers().await {
-        set_trigger_topics(&shared, ts.iter());
-    }
+    resync(&shared, &state, &mut live).await;
     loop {
         let batch = match changes.recv().await {
             Ok(b) => b,
@@ -639,13 +618,22 @@ async fn feed(
     }
 }
 
-/// After missing changes: the cameras, the triggers' topics and the events in progress read
-/// from the store again, and the counts published from them.
+/// At the start, and after missing changes: the cameras, the triggers' topics and the events
+/// in progress read from the store, and the switch states and counts published from them
+/// (every tracked label of a camera from 0, so that sensors have a state before the first
+/// object).
 async fn resync(shared: &Shared, state: &AppState, live: &mut Live) {
     if let Ok(cams) = state.store().cameras().await {
         live.cameras = cams.into_iter().map(|c| (c.id.clone(), c)).collect();
         for c in live.cameras.values() {
             switch_states(shared, c);
+            for label in c.detect.labels.iter().map(String::as_str).chain(["all"]) {
+                live.counts.insert(shared.topic(&format!(
+                    "{}/{}",
+                    level(c.id.as_str()),
+                    level(label)
+                )));
+            }
         }
     }
     if let Ok(ts) = state.store().triggers().await {

@@ -168,6 +168,8 @@ pub struct Endpoint {
     pub summary: &'static str,
     /// The group it is listed under.
     pub tag: &'static str,
+    /// Its rate-limit tier.
+    pub tier: crate::limits::Tier,
     pub(crate) handler: Handler,
 }
 
@@ -212,6 +214,7 @@ impl Router {
             pattern,
             summary,
             tag,
+            tier: crate::limits::Tier::of(pattern),
             handler,
         };
         if let Some((_, eps)) = self.table.iter_mut().find(|(p, _)| *p == pattern) {
