@@ -7,34 +7,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil_core::camera::{FileCamera, RtspCamera};
-use vigil_core::pipeline::{write_clip, CameraFactory, Nvr, NvrOptions};
+use vigil_core::pipeline::{write_clip, Nvr, NvrOptions};
 use vigil_core::*;
 use vigil_store::{LmdbStore, StoreOptions};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let source = match args.next() {
-        Some(s) if s.starts_with("rtsp://") => Source::Rtsp {
-            url: s,
-            transport: RtspTransport::Tcp,
-            username: None,
-            password: None,
-        },
-        Some(path) if path != "synthetic" => Source::File { path, fps: None },
-        _ => Source::Synthetic {
-            width: 640,
-            height: 360,
-            fps: 15,
-        },
-    };
-    let secs: u64 = match args.next() {
-        Some(s) => s
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{s:?} is not a number of seconds"))?,
-        None => 25,
-    };
+    let source = vigil_examples::source_of(args.next().as_deref());
+    let secs = vigil_examples::seconds_of(args.next().as_deref(), 25)?;
 
     let dir = tempfile::tempdir()?;
     let data = dir.path();
@@ -47,29 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     // The program decides which sources it can build.
-    let c = clocks.clone();
-    let factory: CameraFactory = Arc::new(move |cfg: &CameraConfig| -> Result<Arc<dyn Camera>> {
-        Ok(match &cfg.record_source {
-            Source::Rtsp { .. } => Arc::new(RtspCamera::new(
-                cfg.id.clone(),
-                &cfg.record_source,
-                cfg.detect_source.as_ref(),
-                c.clone(),
-            )?),
-            Source::File { path, fps } => {
-                Arc::new(FileCamera::new(cfg.id.clone(), path, *fps, c.clone()))
-            }
-            Source::Synthetic { width, height, fps } => {
-                Arc::new(vigil_detect::SyntheticCamera::new(
-                    cfg.id.clone(),
-                    *width,
-                    *height,
-                    *fps,
-                    c.clone(),
-                )?)
-            }
-        })
-    });
+    let factory = vigil_examples::camera_factory(clocks.clone());
     let nvr = Nvr::start(
         data,
         store.clone(),

@@ -155,6 +155,36 @@ fn line_of_key(text: &str, key: &str) -> usize {
     best
 }
 
+/// Parses TOML `text`, read from `file`, into `T`; an error names the line and the key.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let err = |line: usize, key: String, msg: String| ConfigError {
+        file: file.to_owned(),
+        line,
+        key: if key.is_empty() { "-".into() } else { key },
+        msg,
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        err(
+            e.span().map_or(1, |s| line_of(text, s.start)),
+            String::new(),
+            e.message().to_owned(),
+        )
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        let inner = e.into_inner();
+        let line = match inner.span() {
+            Some(s) => line_of(text, s.start),
+            None => line_of_key(text, &key),
+        };
+        err(line, key, inner.message().to_owned())
+    })
+}
+
 impl Config {
     /// Reads and checks the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -180,23 +210,7 @@ impl Config {
             },
             msg,
         };
-        let de = toml::Deserializer::parse(text).map_err(|e| {
-            err(
-                e.span().map_or(1, |s| line_of(text, s.start)),
-                "-",
-                e.message().to_owned(),
-            )
-        })?;
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { String::new() } else { key };
-            let inner = e.into_inner();
-            let line = match inner.span() {
-                Some(s) => line_of(text, s.start),
-                None => line_of_key(text, &key),
-            };
-            err(line, &key, inner.message().to_owned())
-        })?;
+        let cfg: Config = parse_toml(file, text)?;
         // What only makes sense once the whole file is read.
         for (id, spec) in &cfg.cameras {
             let key = format!("cameras.{id}");

@@ -58,7 +58,7 @@ pub use registry::{
     Backend, DetectorBuilder, DetectorFigures, DetectorRegistry, DetectorSpec, DetectorStats,
     LatencyPoint, Measured,
 };
-pub use render::{render, render_live, Annotation, Overlays, SnapshotStyle};
+pub use render::{render, render_detections, render_live, Annotation, Overlays, SnapshotStyle};
 pub use synthetic::SyntheticCamera;
 pub use timelapse::{Timelapse, TimelapseStatus, TimelapseVideo};
 pub use tracker::{filter_detections, ObjectTracker, TrackerOptions};

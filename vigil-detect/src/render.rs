@@ -140,12 +140,7 @@ pub fn render(
     object: Option<&Annotation>,
     style: &SnapshotStyle,
 ) -> Result<Vec<u8>> {
-    if !(1..=100).contains(&style.quality) {
-        return Err(Error::invalid(format!(
-            "quality {} is not between 1 and 100",
-            style.quality
-        )));
-    }
+    check_picture(picture, style.quality)?;
     if let Some(h) = style.height {
         if !(16..=4320).contains(&h) {
             return Err(Error::invalid(format!(
@@ -154,13 +149,6 @@ pub fn render(
         }
     }
     let (w, h) = (picture.width, picture.height);
-    if w == 0 || h == 0 || picture.data.len() != (w * h * 3) as usize {
-        return Err(Error::invalid(format!(
-            "a {w}x{h} RGB picture needs {} bytes, got {}",
-            w * h * 3,
-            picture.data.len()
-        )));
-    }
     // The part of the frame shown, in frame pixels.
     let (x0, y0, cw, ch) = match object.filter(|_| style.crop) {
         Some(o) => {
@@ -193,16 +181,8 @@ pub fn render(
             map(o.bbox.x2, x0, cw, w, ow),
             map(o.bbox.y2, y0, ch, h, oh),
         );
-        let colour = colour_of(&o.label);
-        rectangle(&mut out, bx, (scale + 1) as i64, colour);
         let text = format!("{} {:.0}%", o.label, o.score * 100.0);
-        let th = text_height(scale) as i64;
-        let ty = if bx.1 - th - 2 >= 0 {
-            bx.1 - th - 2
-        } else {
-            bx.1 + scale as i64 + 2
-        };
-        text_box(&mut out, bx.0.max(0), ty.max(0), &text, scale, colour);
+        labelled_box(&mut out, bx, scale, &text, colour_of(&o.label));
     }
     if style.timestamp {
         text_box(&mut out, 4, 4, &format_utc(time), scale, [0, 0, 0]);
@@ -298,9 +278,6 @@ pub fn render_live(
     }
     if overlays.bbox {
         for o in &frame.objects {
-            let c = colour_of(&o.label);
-            let b = px(&o.bbox);
-            rectangle(&mut pic, b, t + 1, c);
             let mut text = format!(
                 "{} {:.0}% #{}",
                 o.label,
@@ -310,19 +287,66 @@ pub fn render_live(
             if o.stationary {
                 text.push_str(" still");
             }
-            let th = text_height(scale) as i64;
-            let ty = if b.1 - th - 2 >= 0 {
-                b.1 - th - 2
-            } else {
-                b.1 + t + 2
-            };
-            text_box(&mut pic, b.0.max(0), ty.max(0), &text, scale, c);
+            labelled_box(&mut pic, px(&o.bbox), scale, &text, colour_of(&o.label));
         }
     }
     if overlays.timestamp {
         text_box(&mut pic, 4, 4, &format_utc(frame.time), scale, [0, 0, 0]);
     }
     encode_jpeg(&pic.data, pic.width, pic.height, quality)
+}
+
+/// Draws `objects` (boxes normalised to the picture) with their labels and scores over
+/// `picture`, as a JPEG of `quality`: what `vigil detect` writes.
+pub fn render_detections(picture: &Rgb, objects: &[Annotation], quality: u8) -> Result<Vec<u8>> {
+    check_picture(picture, quality)?;
+    let (w, h) = (picture.width, picture.height);
+    let mut pic = picture.clone();
+    let scale = (h / 240).max(1);
+    let (fw, fh) = (w as f32, h as f32);
+    for o in objects {
+        let b = (
+            (o.bbox.x1 * fw).round() as i64,
+            (o.bbox.y1 * fh).round() as i64,
+            (o.bbox.x2 * fw).round() as i64,
+            (o.bbox.y2 * fh).round() as i64,
+        );
+        let text = format!("{} {:.0}%", o.label, o.score * 100.0);
+        labelled_box(&mut pic, b, scale, &text, colour_of(&o.label));
+    }
+    encode_jpeg(&pic.data, pic.width, pic.height, quality)
+}
+
+/// A JPEG quality within 1..=100 and a picture whose bytes fit its size.
+fn check_picture(picture: &Rgb, quality: u8) -> Result<()> {
+    if !(1..=100).contains(&quality) {
+        return Err(Error::invalid(format!(
+            "quality {quality} is not between 1 and 100"
+        )));
+    }
+    let (w, h) = (picture.width, picture.height);
+    let want = u64::from(w) * u64::from(h) * 3;
+    if w == 0 || h == 0 || picture.data.len() as u64 != want {
+        return Err(Error::invalid(format!(
+            "a {w}x{h} RGB picture needs {want} bytes, got {}",
+            picture.data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A box (output pixels) in `c`, with `text` on a filled strip just above it (inside it when
+/// there is no room above).
+fn labelled_box(p: &mut Rgb, b: (i64, i64, i64, i64), scale: u32, text: &str, c: [u8; 3]) {
+    let t = i64::from(scale);
+    rectangle(p, b, t + 1, c);
+    let th = text_height(scale) as i64;
+    let ty = if b.1 - th - 2 >= 0 {
+        b.1 - th - 2
+    } else {
+        b.1 + t + 2
+    };
+    text_box(p, b.0.max(0), ty.max(0), text, scale, c);
 }
 
 /// `#rrggbb` as a colour.
