@@ -26,6 +26,8 @@ use serde::Deserialize;
 use crate::client::{CliError, CliResult, Client, Credentials, Failure};
 use crate::remote::{self, Format};
 
+const CONNECTION: &str = "Connection (for the commands that talk to vigild)";
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -41,12 +43,12 @@ VIGIL_API_KEY, else the config file (--config, VIGIL_CLI_CONFIG, ~/.config/vigil
 
 /// Script and inspect a Vigil NVR: talk to a running vigild, or work on its files offline.
 #[derive(Parser, Debug)]
-#[command(name = "vigil", version, about, after_help = EXIT_CODES)]
+#[command(name = "vigil", version, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     conn: Connection,
     /// Print JSON for scripts instead of tables (one object per line for live feeds).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     json: bool,
     #[command(subcommand)]
     cmd: Cmd,
@@ -55,19 +57,19 @@ pub struct Cli {
 #[derive(Args, Debug, Default)]
 struct Connection {
     /// vigild's address [default: http://127.0.0.1:5000].
-    #[arg(long, global = true, env = "VIGIL_URL")]
+    #[arg(long, global = true, help_heading = CONNECTION, env = "VIGIL_URL")]
     url: Option<String>,
     /// Account to log in as.
-    #[arg(long, global = true, env = "VIGIL_USER")]
+    #[arg(long, global = true, help_heading = CONNECTION, env = "VIGIL_USER")]
     user: Option<String>,
     /// Its password (asked for on a terminal when a user is given without one).
-    #[arg(long, global = true, env = "VIGIL_PASSWORD", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = CONNECTION, env = "VIGIL_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// An API key instead of a user and password.
-    #[arg(long, global = true, env = "VIGIL_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = CONNECTION, env = "VIGIL_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// The config file with url, user, password or api_key.
-    #[arg(long, global = true, env = "VIGIL_CLI_CONFIG")]
+    #[arg(long, global = true, help_heading = CONNECTION, env = "VIGIL_CLI_CONFIG")]
     config: Option<PathBuf>,
 }
 
@@ -727,14 +729,12 @@ pub fn run(cli: Cli) -> CliResult<()> {
                 }
                 AccountsCmd::Remove { username } => remote::accounts_remove(&c, f, &username),
                 AccountsCmd::Passwd => {
-                    let current = match &c_password(conn)? {
-                        Some(p) => p.clone(),
-                        None => {
-                            return Err(CliError::bad_input(
-                                "passwd needs --user and --password (the current one)",
-                            ))
-                        }
-                    };
+                    let current = c
+                        .password()
+                        .ok_or_else(|| {
+                            CliError::bad_input("passwd needs --user (and the current --password)")
+                        })?
+                        .to_owned();
                     remote::accounts_passwd(&c, f, &current, &new_password()?)
                 }
             }
@@ -797,12 +797,6 @@ pub fn run(cli: Cli) -> CliResult<()> {
     }
 }
 
-/// The current password for `passwd`: the one the client logs in with.
-fn c_password(conn: &Connection) -> CliResult<Option<String>> {
-    let file = file_settings(conn.config.as_deref())?;
-    Ok(conn.password.clone().or(file.password))
-}
-
 impl From<crate::config::ConfigError> for CliError {
     fn from(e: crate::config::ConfigError) -> CliError {
         CliError::new(Failure::BadInput, e.to_string())
@@ -817,6 +811,32 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// docs/cli.md names every command, so a new one cannot be added without its entry.
+    #[test]
+    fn the_reference_names_every_command() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.has_subcommands() {
+                    walk(sub, &p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        walk(&Cli::command(), "vigil", &mut all);
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md"))
+            .unwrap_or_default();
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|c| !doc.contains(&format!("`{c}")))
+            .collect();
+        assert!(all.len() > 25, "{all:?}");
+        assert!(missing.is_empty(), "docs/cli.md lacks {missing:?}");
     }
 
     #[test]

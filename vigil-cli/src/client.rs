@@ -173,6 +173,14 @@ impl Client {
         })
     }
 
+    /// The password requests are made with, when it is a user and password.
+    pub fn password(&self) -> Option<&str> {
+        match &self.creds {
+            Credentials::Password { password, .. } => Some(password),
+            _ => None,
+        }
+    }
+
     /// The URL of `path` (which starts with `/` and may carry a query string).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -327,6 +327,31 @@ fn every_remote_command_against_a_running_vigild() {
         &["cameras", "list"],
     );
     assert!(as_carol.ok().out.contains("demo"));
+    let changed = v.run_env(
+        &[
+            ("VIGIL_USER", "carol"),
+            ("VIGIL_PASSWORD", "viewer-password"),
+            ("VIGIL_NEW_PASSWORD", "carol-new-password"),
+        ],
+        &["accounts", "passwd"],
+    );
+    assert_eq!(changed.ok().out.trim(), "password changed");
+    let old = v.run_env(
+        &[
+            ("VIGIL_USER", "carol"),
+            ("VIGIL_PASSWORD", "viewer-password"),
+        ],
+        &["status"],
+    );
+    assert_eq!(old.code, 4);
+    let new = v.run_env(
+        &[
+            ("VIGIL_USER", "carol"),
+            ("VIGIL_PASSWORD", "carol-new-password"),
+        ],
+        &["status"],
+    );
+    new.ok();
     let key = v
         .run(&[
             "--json",

@@ -123,6 +123,48 @@ async fn openapi(_: Ctx) -> Reply {
     ok(&document())
 }
 
+#[cfg(test)]
+/// `docs/api/reference.md`: every route by family, who may call it and what it does, made
+/// from the route table (a test keeps the file equal to it).
+pub(crate) fn reference() -> String {
+    let mut by_tag: std::collections::BTreeMap<&str, Vec<&crate::router::Endpoint>> =
+        Default::default();
+    let router = crate::router();
+    for ep in router.endpoints() {
+        by_tag.entry(ep.tag).or_default().push(ep);
+    }
+    let mut out = String::from(
+        "# API reference\n\n\
+         Every route vigild serves, by family, made from its route table (`vigil-http`; a test \
+         fails when this file differs: `VIGIL_BLESS=1 cargo test -p vigil-http reference` \
+         writes it again). Who: `open` needs no credentials, `account` any account, `viewer` \
+         viewers and admins, `admin` admins only (`docs/security.md`). Tier: the rate-limit \
+         budget it draws on. `docs/api/mapping.md` maps the five API documents onto these \
+         routes; `/openapi.json` is the same list for programs and `/docs` tries each route \
+         from a browser.\n",
+    );
+    for (tag, eps) in by_tag {
+        out.push_str(&format!(
+            "\n## {tag}\n\n| method | path | who | tier | what it does |\n|---|---|---|---|---|\n"
+        ));
+        for ep in eps {
+            let who = match crate::access(&ep.method, ep.pattern) {
+                crate::Access::Public => "open",
+                crate::Access::Account => "account",
+                crate::Access::Viewer => "viewer",
+                crate::Access::Admin => "admin",
+            };
+            let tier = format!("{:?}", ep.tier).to_ascii_lowercase();
+            let summary = ep.summary.replace('|', "\\|");
+            out.push_str(&format!(
+                "| {} | `{}` | {who} | {tier} | {summary} |\n",
+                ep.method, ep.pattern
+            ));
+        }
+    }
+    out
+}
+
 async fn page(_: Ctx) -> Reply {
     Ok(bytes(
         StatusCode::OK,
@@ -151,5 +193,21 @@ mod tests {
         let d = document();
         assert_eq!(d["openapi"], "3.1.0");
         assert!(d["paths"]["/api/events"]["get"]["summary"].is_string());
+    }
+
+    /// docs/api/reference.md is the route table as it is; `VIGIL_BLESS=1` rewrites it.
+    #[test]
+    fn the_reference_is_the_route_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api/reference.md");
+        let want = reference();
+        if std::env::var_os("VIGIL_BLESS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/api/reference.md is not the route table: \
+             run `VIGIL_BLESS=1 cargo test -p vigil-http reference` and commit it"
+        );
     }
 }
