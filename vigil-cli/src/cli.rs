@@ -32,10 +32,12 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  any other failure (a server error, a file that cannot be written)
-  2  bad input: a usage error, or a request vigild refused as malformed (HTTP 400, 409, 422)
-  3  not found (HTTP 404)
+  2  bad input: a usage error, a value that cannot be parsed, or a request vigild refused
+     as malformed (HTTP 400, 405, 409, 413, 415, 416, 422)
+  3  not found (HTTP 404, 410)
   4  unauthorized or forbidden (HTTP 401, 403)
-  5  vigild unreachable (connection refused, unknown host, timeout)
+  5  vigild unreachable (connection refused, unknown host, timeout, TLS, a proxy's 502/504,
+     a download or live feed cut short)
   6  vigild busy: rate limited or not ready (HTTP 429, 503); try again later
 
 Connection settings come from the flags, else VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD and
@@ -472,8 +474,19 @@ fn file_settings(path: Option<&Path>) -> CliResult<FileSettings> {
     };
     let text = std::fs::read_to_string(&p)
         .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", p.display())))?;
-    crate::config::parse_toml(&p.display().to_string(), &text)
-        .map_err(|e| CliError::bad_input(e.to_string()))
+    let settings: FileSettings = crate::config::parse_toml(&p.display().to_string(), &text)
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
+    if settings.password.is_some() || settings.api_key.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).map_or(0, |m| m.permissions().mode());
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "vigil: warning: {} holds a secret and others can read it: chmod 600 it",
+                p.display()
+            );
+        }
+    }
+    Ok(settings)
 }
 
 /// The client the connection settings make.
@@ -484,19 +497,27 @@ fn client(conn: &Connection) -> CliResult<Client> {
         .clone()
         .or(file.url)
         .unwrap_or_else(|| "http://127.0.0.1:5000".to_owned());
-    let api_key = conn.api_key.clone().or(file.api_key);
-    let user = conn.user.clone().or(file.user);
-    let password = conn.password.clone().or(file.password);
-    let creds = match (api_key, user) {
-        (Some(k), _) => Credentials::ApiKey(k),
-        (None, Some(user)) => {
-            let password = match password {
-                Some(p) => p,
-                None => crate::offline::read_secret(&format!("password for {user}: "))?,
-            };
-            Credentials::Password { user, password }
+    // Credentials come as a group from the first place that has any (flags and environment,
+    // then the file), so a --user never goes out with another account's password from the
+    // file, nor is overridden by a key there. Within a group, a user wins over a key.
+    let password_for = |user: String, password: Option<String>| -> CliResult<Credentials> {
+        let password = match password {
+            Some(p) => p,
+            None => crate::offline::read_secret(&format!("password for {user}: "))?,
+        };
+        Ok(Credentials::Password { user, password })
+    };
+    let creds = match (&conn.user, &conn.api_key) {
+        (Some(user), _) => {
+            let from_file = file.password.filter(|_| file.user.as_ref() == Some(user));
+            password_for(user.clone(), conn.password.clone().or(from_file))?
         }
-        (None, None) => Credentials::None,
+        (None, Some(k)) => Credentials::ApiKey(k.clone()),
+        (None, None) => match (file.user, file.api_key) {
+            (Some(user), _) => password_for(user, file.password)?,
+            (None, Some(k)) => Credentials::ApiKey(k),
+            (None, None) => Credentials::None,
+        },
     };
     Client::new(&url, creds)
 }
@@ -577,8 +598,16 @@ fn event_filter(a: &EventFilterArgs) -> remote::EventFilter {
 
 /// The new password of `accounts add` and `passwd`.
 fn new_password() -> CliResult<String> {
+    use std::io::IsTerminal;
     let p = match std::env::var("VIGIL_NEW_PASSWORD") {
         Ok(p) => p,
+        Err(_) if std::io::stdin().is_terminal() => {
+            let p = crate::offline::read_secret("new password: ")?;
+            if crate::offline::read_secret("again: ")? != p {
+                return Err(CliError::bad_input("the two passwords differ"));
+            }
+            p
+        }
         Err(_) => crate::offline::read_secret("new password: ")?,
     };
     if p.is_empty() {

@@ -26,7 +26,8 @@ pub enum Failure {
     NotFound,
     /// No or wrong credentials (401), or not allowed for this account (403): exit 4.
     Unauthorized,
-    /// vigild could not be reached (connection refused, unknown host, timeout, TLS): exit 5.
+    /// vigild could not be reached (connection refused, unknown host, timeout, TLS, a proxy's
+    /// 502 or 504, a transfer cut short): exit 5.
     Unreachable,
     /// vigild is busy or not ready: try again later (429, 503): exit 6.
     Busy,
@@ -52,6 +53,8 @@ impl Failure {
             401 | 403 => Failure::Unauthorized,
             404 | 410 => Failure::NotFound,
             429 | 503 => Failure::Busy,
+            // A reverse proxy that cannot reach vigild.
+            502 | 504 => Failure::Unreachable,
             _ => Failure::Other,
         }
     }
@@ -149,14 +152,38 @@ impl Answer {
 impl Client {
     /// A client of the vigild at `url` (`http://host:port`, with a path prefix when vigild is
     /// served under one by a reverse proxy).
+    /// Credentials written into the URL (`http://user:pass@host`) are used when no others
+    /// are given, and never shown.
     pub fn new(url: &str, creds: Credentials) -> CliResult<Client> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| CliError::bad_input(format!("--url {url:?} is not a URL: {e}")))?;
+        let mut parsed = url::Url::parse(url).map_err(|e| {
+            CliError::bad_input(format!(
+                "--url is not a URL ({e}): {}",
+                without_secrets(url)
+            ))
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(CliError::bad_input(format!(
-                "--url {url:?} must be http://HOST[:PORT] or https://HOST[:PORT]"
+                "--url {:?} must be http://HOST[:PORT] or https://HOST[:PORT]",
+                without_secrets(url)
             )));
         }
+        let creds = match creds {
+            Credentials::None if !parsed.username().is_empty() => {
+                let dec = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                Credentials::Password {
+                    user: dec(parsed.username()),
+                    password: dec(parsed.password().unwrap_or_default()),
+                }
+            }
+            c => c,
+        };
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        let url = parsed.as_str();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -207,7 +234,11 @@ impl Client {
             return Ok(Some(t.clone()));
         }
         let mut a = self.send("GET", "/api/account/my-token", None)?;
-        let t = read_text(&mut a)?.trim().to_owned();
+        let text = read_text(&mut a)?;
+        if a.status >= 400 {
+            return Err(self.refused(a.status, &text));
+        }
+        let t = text.trim().to_owned();
         Ok(Some(self.csrf.get_or_init(|| t).clone()))
     }
 
@@ -328,8 +359,7 @@ impl Client {
         let url = url::Url::parse(&self.url(path))
             .map_err(|e| CliError::bad_input(format!("bad URL: {e}")))?;
         let tls = url.scheme() == "https";
-        let host = url.host_str().unwrap_or("localhost").to_owned();
-        let port = url.port_or_known_default().unwrap_or(80);
+        let host = url.host().map(|h| h.to_owned());
         let mut ws_url = url.clone();
         let _ = ws_url.set_scheme(if tls { "wss" } else { "ws" });
         let mut req = ws_url
@@ -348,15 +378,31 @@ impl Client {
                 format!("cannot reach vigild at {}: {e}", self.base),
             )
         };
-        let tcp = TcpStream::connect((host.as_str(), port)).map_err(unreachable)?;
+        let addrs = url.socket_addrs(|| None).map_err(unreachable)?;
+        let mut last = std::io::Error::other("no address");
+        let mut tcp = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+                Ok(t) => {
+                    tcp = Some(t);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let tcp = tcp.ok_or_else(|| unreachable(last))?;
         tcp.set_nodelay(true).ok();
-        let stream: Box<dyn ReadWrite> = if tls {
-            Box::new(tls_stream(&host, tcp)?)
-        } else {
-            Box::new(tcp)
+        // The handshake must not hang either; reads then wake up to check the connection.
+        tcp.set_read_timeout(Some(IDLE_PING)).map_err(unreachable)?;
+        let stream: Box<dyn ReadWrite> = match (tls, host) {
+            (true, Some(h)) => Box::new(tls_stream(h, tcp)?),
+            _ => Box::new(tcp),
         };
         match tungstenite::client(req, stream) {
-            Ok((socket, _)) => Ok(WebSocket { socket }),
+            Ok((socket, _)) => Ok(WebSocket {
+                socket,
+                pinged: false,
+            }),
             Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
                 let status = resp.status().as_u16();
                 let body = resp
@@ -379,46 +425,98 @@ pub trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
 
 fn tls_stream(
-    host: &str,
+    host: url::Host<String>,
     tcp: TcpStream,
 ) -> CliResult<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    use rustls::pki_types::ServerName;
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| CliError::bad_input(format!("{host:?} is not a TLS server name: {e}")))?;
+    let name = match &host {
+        url::Host::Domain(d) => ServerName::try_from(d.clone())
+            .map_err(|e| CliError::bad_input(format!("{d:?} is not a TLS server name: {e}")))?,
+        url::Host::Ipv4(ip) => ServerName::from(std::net::IpAddr::V4(*ip)),
+        url::Host::Ipv6(ip) => ServerName::from(std::net::IpAddr::V6(*ip)),
+    };
     let conn = rustls::ClientConnection::new(Arc::new(config), name)
         .map_err(|e| CliError::new(Failure::Unreachable, format!("TLS to {host}: {e}")))?;
     Ok(rustls::StreamOwned::new(conn, tcp))
 }
 
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A live feed quiet this long is pinged; quiet as long again, it is taken for dead.
+const IDLE_PING: Duration = Duration::from_secs(30);
+
 /// An open WebSocket: text messages, one at a time.
 pub struct WebSocket {
     socket: tungstenite::WebSocket<Box<dyn ReadWrite>>,
+    /// A ping went out after a quiet spell and nothing came since.
+    pinged: bool,
 }
 
 impl WebSocket {
-    /// The next text message; `None` when vigild closed the socket.
+    /// The next text message; `None` when vigild closed the socket. A connection silent for
+    /// a minute (a ping after 30 s, unanswered) is an error: a half-open socket never hangs.
     pub fn next_text(&mut self) -> CliResult<Option<String>> {
         loop {
             match self.socket.read() {
-                Ok(tungstenite::Message::Text(t)) => return Ok(Some(t.to_string())),
-                Ok(tungstenite::Message::Close(_)) => return Ok(None),
-                Ok(_) => continue,
+                Ok(msg) => {
+                    self.pinged = false;
+                    match msg {
+                        tungstenite::Message::Text(t) => return Ok(Some(t.to_string())),
+                        tungstenite::Message::Close(_) => return Ok(None),
+                        _ => continue,
+                    }
+                }
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.pinged {
+                        return Err(CliError::new(
+                            Failure::Unreachable,
+                            "vigild stopped answering on the live feed",
+                        ));
+                    }
+                    self.pinged = true;
+                    let _ = self
+                        .socket
+                        .send(tungstenite::Message::Ping(Vec::new().into()));
+                }
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return Ok(None)
                 }
                 Err(e) => {
                     return Err(CliError::new(
                         Failure::Unreachable,
-                        format!("the WebSocket broke: {e}"),
+                        format!("the live feed broke: {e}"),
                     ))
                 }
             }
         }
+    }
+}
+
+/// `url` with any `user:password@` taken out, for messages.
+pub fn without_secrets(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, rest)) => format!("***@{rest}"),
+            None => url.to_owned(),
+        },
     }
 }
 
@@ -529,5 +627,21 @@ mod tests {
             .map(|e| e.kind);
         assert_eq!(e, Some(Failure::BadInput));
         assert!(Client::new("http://127.0.0.1:5000/", Credentials::None).is_ok());
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_used_and_never_shown() {
+        let c = Client::new("http://bob:s%40cret@127.0.0.1:5000", Credentials::None).unwrap();
+        assert_eq!(c.url("/x"), "http://127.0.0.1:5000/x");
+        assert_eq!(c.password(), Some("s@cret"));
+        assert_eq!(
+            without_secrets("http://bob:secret@nvr:5000/"),
+            "http://nvr:5000/"
+        );
+        let e = Client::new("ftp://bob:secret@x", Credentials::None)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(!e.contains("secret"), "{e}");
     }
 }

@@ -56,11 +56,20 @@ impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> std::io::Result<DataDirLock> {
         std::fs::create_dir_all(data_dir)?;
         let path = Self::path(data_dir);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        // flock needs no write access: opened read-only, a lock file made by another user
+        // (a `sudo vigil check --repair`) still works for vigild's own user.
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)?;
+                File::open(&path)?
+            }
+            Err(e) => return Err(e),
+        };
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
             |e| {
                 std::io::Error::new(

@@ -76,11 +76,14 @@ impl Visit for Fields {
     }
 }
 
-/// The source of an event: the last part of its module path (`recorder`, `supervisor`,
-/// `vigild`), `http` for the server.
+/// The source of an event: the last part of its module path (`recorder`, `supervisor`),
+/// `http` for the server, `vigild` for the daemon itself (and programs built on it).
 fn source_of(target: &str) -> String {
     if target.starts_with("vigil_http") {
         return "http".to_owned();
+    }
+    if target == "vigil_cli::daemon" {
+        return "vigild".to_owned();
     }
     target.rsplit("::").next().unwrap_or(target).to_owned()
 }

@@ -226,8 +226,23 @@ pub fn model_fetch(req: crate::fetch::FetchRequest, f: Format) -> CliResult<()> 
         b.add(n.saturating_sub(last));
         last = n;
     };
-    let got = crate::fetch::fetch(&req, &mut progress)
-        .map_err(|e| CliError::new(Failure::Unreachable, format!("{e:#}")))?;
+    let got = crate::fetch::fetch(&req, &mut progress).map_err(|e| {
+        let text = format!("{e:#}");
+        // The network's failures are exit 5; a bad name or checksum is the user's input; a
+        // disk that cannot take the file is anything else.
+        let kind = if e.chain().any(|c| c.downcast_ref::<ureq::Error>().is_some())
+            || text.contains(" answered HTTP ")
+            || text.contains(" ended after ")
+            || text.contains("redirect")
+        {
+            Failure::Unreachable
+        } else if text.starts_with("unknown model") || text.starts_with("--sha256") {
+            Failure::BadInput
+        } else {
+            Failure::Other
+        };
+        CliError::new(kind, text)
+    })?;
     if let Some(b) = &mut bar {
         b.finish();
     }
@@ -351,13 +366,17 @@ pub struct CheckArgs {
     pub data_dir: PathBuf,
     /// Repair what is found (vigild must be stopped): finish interrupted segment commits
     /// and deletions, forget recordings whose file is gone, move files no record names to
-    /// recordings/.orphans/ (nothing is deleted), and clear snapshot flags of events whose
+    /// recordings/.orphans/ (no footage is deleted), and clear snapshot flags of events whose
     /// snapshot file is gone.
     #[arg(long)]
     pub repair: bool,
     /// Also read every segment's MP4 structure (slower: reads each file's boxes).
     #[arg(long)]
     pub full: bool,
+    /// Repair even when most recordings' files seem gone (without it, --repair refuses:
+    /// that is more often an unmounted disk than lost footage).
+    #[arg(long, requires = "repair")]
+    pub force: bool,
 }
 
 /// One disagreement between the store and the files.
@@ -404,7 +423,8 @@ fn files_under(base: &Path, dir: &Path, out: &mut BTreeSet<String>) -> std::io::
         let e = e?;
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if e.file_type()?.is_dir() {
+        // `is_dir` follows links: a camera's folder may be a link to another disk.
+        if p.is_dir() {
             if !name.starts_with('.') {
                 files_under(base, &p, out)?;
             }
@@ -413,6 +433,30 @@ fn files_under(base: &Path, dir: &Path, out: &mut BTreeSet<String>) -> std::io::
         }
     }
     Ok(())
+}
+
+/// Moves `rel` (under `data`) into `recordings/.orphans/`, never over a file already there;
+/// returns where it went, relative to `data`.
+fn move_aside(data: &Path, rel: &str) -> std::io::Result<String> {
+    let dir = data.join("recordings").join(".orphans");
+    std::fs::create_dir_all(&dir)?;
+    let base = rel.replace('/', "~");
+    for n in 0..1000 {
+        let name = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}.{n}")
+        };
+        let to = dir.join(&name);
+        if to.symlink_metadata().is_ok() {
+            continue;
+        }
+        std::fs::rename(data.join(rel), &to)?;
+        return Ok(format!("recordings/.orphans/{name}"));
+    }
+    Err(std::io::Error::other(
+        "1000 files of that name are already there",
+    ))
 }
 
 fn count_dir(dir: &Path) -> usize {
@@ -447,7 +491,14 @@ pub fn check(a: &CheckArgs, f: Format) -> CliResult<()> {
     let running = !a.repair && crate::DataDirLock::held(data);
     let rt = runtime()?;
     let (findings, summary) = rt.block_on(check_store(a, &dir))?;
-    let left = findings.iter().filter(|x| !x.repaired).count();
+    // While vigild runs, segments being written are pending by nature.
+    let left = findings
+        .iter()
+        .filter(|x| {
+            let expected = running && x.kind.starts_with("pending-");
+            !(x.repaired || expected)
+        })
+        .count();
     if f == Format::Json {
         let items: Vec<Value> = findings
             .iter()
@@ -561,8 +612,20 @@ async fn check_store(a: &CheckArgs, dir: &Path) -> CliResult<(Vec<Finding>, Valu
     })
     .await
     .map_err(err)?;
+    // Segments still in recordings/.open: committed or being written (vigild running).
+    let open_ids: BTreeSet<u64> = std::fs::read_dir(data.join("recordings").join(".open"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.split('.').rev().nth(3).and_then(|id| id.parse().ok())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut known: BTreeSet<String> = BTreeSet::new();
     let mut rec_bytes = 0u64;
+    let mut problems = Vec::new();
     for r in &recs {
         rec_bytes += r.size_bytes;
         known.insert(r.path.clone());
@@ -571,7 +634,15 @@ async fn check_store(a: &CheckArgs, dir: &Path) -> CliResult<(Vec<Finding>, Valu
         }
         let path = data.join(&r.path);
         let problem = match std::fs::metadata(&path) {
-            Err(_) => Some(("missing-file", "the record's file is gone".to_owned())),
+            // Committed, its file not yet moved into place: what start-up (or --repair)
+            // finishes.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && open_ids.contains(&r.id.0) => {
+                None
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(("missing-file", "the record's file is gone".to_owned()))
+            }
+            Err(e) => Some(("unreadable-file", e.to_string())),
             Ok(m) if m.len() < r.size_bytes => Some((
                 "short-file",
                 format!("{} bytes, the record says {}", m.len(), r.size_bytes),
@@ -592,26 +663,41 @@ async fn check_store(a: &CheckArgs, dir: &Path) -> CliResult<(Vec<Finding>, Valu
             Ok(_) => None,
         };
         if let Some((kind, detail)) = problem {
-            // A file that is gone is footage already lost: forget its record. A short or
-            // unreadable file is kept and reported; its record still serves what it holds.
-            let repaired = a.repair && kind == "missing-file" && {
-                store
-                    .apply(Mutation::DeleteRecording(r.id).into())
-                    .await
-                    .map_err(err)?;
-                // Its thumbnail and sprite sheet are made from it: nothing to keep them for.
-                for p in [&r.thumbnail_path, &r.sprite_path].into_iter().flatten() {
-                    let _ = std::fs::remove_file(data.join(p));
-                }
-                true
-            };
-            findings.push(Finding {
-                kind,
-                path: r.path.clone(),
-                detail,
-                repaired,
-            });
+            problems.push((r, kind, detail));
         }
+    }
+    let missing = problems
+        .iter()
+        .filter(|(_, k, _)| *k == "missing-file")
+        .count();
+    if a.repair && !a.force && missing > 0 && missing * 2 > recs.len() && missing > 3 {
+        return Err(CliError::other(format!(
+            "{missing} of {} recordings' files are gone: is the disk holding {} mounted? \
+             Nothing was changed; --force repairs anyway (forgets those recordings)",
+            recs.len(),
+            data.join("recordings").display()
+        )));
+    }
+    for (r, kind, detail) in problems {
+        // A file that is gone is footage already lost: forget its record. A short or
+        // unreadable file is kept and reported; its record still serves what it holds.
+        let repaired = a.repair && kind == "missing-file" && {
+            store
+                .apply(Mutation::DeleteRecording(r.id).into())
+                .await
+                .map_err(err)?;
+            // Its thumbnail and sprite sheet are made from it: nothing to keep them for.
+            for p in [&r.thumbnail_path, &r.sprite_path].into_iter().flatten() {
+                let _ = std::fs::remove_file(data.join(p));
+            }
+            true
+        };
+        findings.push(Finding {
+            kind,
+            path: r.path.clone(),
+            detail,
+            repaired,
+        });
     }
 
     let events = all(|page| {
@@ -685,36 +771,45 @@ async fn check_store(a: &CheckArgs, dir: &Path) -> CliResult<(Vec<Finding>, Valu
         }
     }
 
-    // Files no record names.
+    // Files no record names. A segment's art whose segment is known is not an orphan (the
+    // art task names it in the record a moment later).
     let mut files = BTreeSet::new();
     files_under(data, &data.join("recordings"), &mut files)?;
     for f in files.difference(&known) {
-        // A segment's art without its segment was made from it and is worth nothing alone;
-        // anything else is kept, moved aside.
-        let art = f.ends_with(".thumb.jpg") || f.ends_with(".sprite.jpg");
-        let repaired = a.repair && {
-            if art {
-                std::fs::remove_file(data.join(f))?;
+        let segment = f
+            .strip_suffix(".thumb.jpg")
+            .or_else(|| f.strip_suffix(".sprite.jpg"))
+            .map(|stem| format!("{stem}.mp4"));
+        if segment.as_ref().is_some_and(|s| known.contains(s)) {
+            continue;
+        }
+        let art = segment.is_some();
+        let (repaired, detail) = if !a.repair {
+            let d = if art {
+                "a segment's art without its segment (--repair removes it)"
             } else {
-                let to = data
-                    .join("recordings")
-                    .join(".orphans")
-                    .join(f.replace('/', "~"));
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::rename(data.join(f), &to)?;
+                "no record names it (--repair moves it to recordings/.orphans)"
+            };
+            (false, d.to_owned())
+        } else if art {
+            // Made from a segment that is gone: worth nothing alone.
+            match std::fs::remove_file(data.join(f)) {
+                Ok(()) => (true, "a segment's art without its segment: removed".into()),
+                Err(e) => (false, format!("cannot remove it: {e}")),
             }
-            true
+        } else {
+            match move_aside(data, f) {
+                Ok(to) => (true, format!("no record names it: moved to {to}")),
+                Err(e) => (
+                    false,
+                    format!("no record names it; cannot move it aside: {e}"),
+                ),
+            }
         };
         findings.push(Finding {
             kind: "orphan-file",
             path: f.clone(),
-            detail: if art {
-                "a segment's art without its segment (--repair removes it)".into()
-            } else {
-                "no record names it (--repair moves it to recordings/.orphans)".into()
-            },
+            detail,
             repaired,
         });
     }

@@ -376,6 +376,12 @@ pub fn events_review(c: &Client, f: Format, id: &str, reviewed: bool) -> CliResu
 /// `vigil events delete ID`.
 pub fn events_delete(c: &Client, f: Format, id: &str) -> CliResult<()> {
     let v = c.json("DELETE", &format!("/api/events/{}", enc(id)), None)?;
+    // 204, no body: say what happened in the JSON too.
+    let v = if v.is_null() {
+        json!({"id": id, "deleted": true})
+    } else {
+        v
+    };
     report(f, &v, || format!("deleted event {id}"))
 }
 
@@ -437,7 +443,17 @@ pub fn events_follow(
                 )
             }
             "event_deleted" => format!("deleted {}", cell(&data["id"])),
-            "alert" => format!("alert: {}", cell(&msg["rule"]["name"])),
+            "alert" => {
+                if !filter.passes(&data["event"]) {
+                    continue;
+                }
+                format!(
+                    "alert  {}  rule {}  event {}",
+                    cell(&data["camera"]),
+                    cell(&data["rule_name"]),
+                    cell(&data["event_id"])
+                )
+            }
             _ => continue,
         };
         if f == Format::Json {
@@ -462,12 +478,14 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// `-` is standard output; anything else a file.
-    pub fn of(path: &Path) -> Sink {
-        if path == Path::new("-") {
-            Sink::Stdout
-        } else {
-            Sink::File(path.to_owned())
+    /// `-` is standard output; a directory gets the file `default` in it; anything else is
+    /// the file's path.
+    pub fn of(path: Option<&Path>, default: &str) -> Sink {
+        match path {
+            Some(p) if p == Path::new("-") => Sink::Stdout,
+            Some(p) if p.is_dir() => Sink::File(p.join(default)),
+            Some(p) => Sink::File(p.to_owned()),
+            None => Sink::File(PathBuf::from(default)),
         }
     }
 }
@@ -508,6 +526,7 @@ pub fn download(c: &Client, path: &str, sink: &Sink, progress: bool) -> CliResul
                         ));
                     }
                     std::fs::rename(&part, dest).map_err(|e| {
+                        let _ = std::fs::remove_file(&part);
                         CliError::other(format!("cannot write {}: {e}", dest.display()))
                     })?;
                     Ok(n)
@@ -568,7 +587,7 @@ pub fn snapshot(
     out: Option<&Path>,
     bbox: bool,
 ) -> CliResult<()> {
-    let sink = Sink::of(out.unwrap_or(Path::new(&format!("{event}.jpg"))));
+    let sink = Sink::of(out, &format!("{event}.jpg"));
     let q = if bbox { "?bbox=1" } else { "" };
     let n = download(
         c,
@@ -588,7 +607,7 @@ pub fn latest(
     height: Option<u32>,
 ) -> CliResult<()> {
     let default = format!("{camera}-{}.jpg", jiff::Timestamp::now().as_second());
-    let sink = Sink::of(out.unwrap_or(Path::new(&default)));
+    let sink = Sink::of(out, &default);
     let q = query([("h", height.map(|h| h.to_string()))]);
     let n = download(
         c,
@@ -633,7 +652,7 @@ pub fn clip(c: &Client, f: Format, what: &ClipOf, out: Option<&Path>) -> CliResu
             )
         }
     };
-    let sink = Sink::of(out.unwrap_or(Path::new(&default)));
+    let sink = Sink::of(out, &default);
     let n = download(c, &path, &sink, true)?;
     saved(f, &sink, n)
 }
@@ -693,14 +712,9 @@ pub fn recordings_list(c: &Client, f: Format, r: &RecordingFilter) -> CliResult<
 
 /// `vigil recordings download ID`.
 pub fn recordings_download(c: &Client, f: Format, id: &str, out: Option<&Path>) -> CliResult<()> {
-    let default = match c.get(&format!("/api/recordings/{}", enc(id)))?["path"].as_str() {
-        Some(p) => Path::new(p)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("{id}.mp4")),
-        None => format!("{id}.mp4"),
-    };
-    let sink = Sink::of(out.unwrap_or(Path::new(&default)));
+    let rec = c.get(&format!("/api/recordings/{}", enc(id)))?;
+    let default = format!("{}-{id}.mp4", rec["camera"].as_str().unwrap_or("recording"));
+    let sink = Sink::of(out, &default);
     let n = download(c, &format!("/api/recordings/{}/file", enc(id)), &sink, true)?;
     saved(f, &sink, n)
 }
@@ -870,7 +884,7 @@ pub fn logs(c: &Client, f: Format, l: &LogFilter) -> CliResult<()> {
     let q = query([
         ("levels", join(&l.levels)),
         ("sources", join(&l.sources)),
-        ("cameras", join(&l.cameras)),
+        ("camera", join(&l.cameras)),
         ("after", l.after.map(|t| t.to_string())),
         ("before", l.before.map(|t| t.to_string())),
         ("search", l.search.clone()),

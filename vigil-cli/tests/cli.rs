@@ -53,7 +53,21 @@ fn vigil_in(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.args(args).output().unwrap();
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
+    // No command of these tests takes long: one that hangs is killed and fails its test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            rx.recv().unwrap().unwrap()
+        }
+    };
     Run {
         code: out.status.code().unwrap_or(-1),
         out: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -115,7 +129,8 @@ fn every_remote_command_against_a_running_vigild() {
 
     // status: the demo camera online.
     let st = wait_for(30, "the demo camera online", || {
-        let j = v.run(&["--json", "status"]).ok().json();
+        let r = v.run(&["--json", "status"]);
+        let j = (r.code == 0).then(|| r.json())?;
         (j["cameras"][0]["status"] == "online").then_some(j)
     });
     assert!(st["version"].as_str().unwrap().contains("vigil"), "{st}");
@@ -194,8 +209,9 @@ fn every_remote_command_against_a_running_vigild() {
         .json();
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
     wait_for(30, "two events", || {
-        let j = v.run(&["--json", "events", "list"]).ok().json();
-        (j["events"].as_array().unwrap().len() >= 2).then_some(())
+        let r = v.run(&["--json", "events", "list"]);
+        let j = (r.code == 0).then(|| r.json())?;
+        (j["events"].as_array()?.len() >= 2).then_some(())
     });
     let page = v
         .run(&["--json", "events", "list", "--limit", "1"])
@@ -227,6 +243,24 @@ fn every_remote_command_against_a_running_vigild() {
         .iter()
         .any(|e| e["id"] == id.as_str()));
 
+    // Followed live, for people: one line per change.
+    let live = v.run(&["events", "follow", "--count", "1"]).ok();
+    assert!(
+        live.out.contains("demo") && live.out.contains("motion"),
+        "{}",
+        live.out
+    );
+    // Deleted: gone for good.
+    let doomed = [&page, &next]
+        .iter()
+        .filter_map(|p| p["events"][0]["id"].as_str())
+        .find(|d| *d != id)
+        .unwrap()
+        .to_owned();
+    let deleted = v.run(&["--json", "events", "delete", &doomed]).ok();
+    assert!(deleted.json().is_object());
+    assert_eq!(v.run(&["events", "show", &doomed]).code, 3);
+
     // Media: the event's snapshot, the camera's newest frame, clips, recordings.
     let snap = v.path("snap.jpg");
     let got = v
@@ -252,11 +286,9 @@ fn every_remote_command_against_a_running_vigild() {
     let to_stdout = v.run(&["latest", "demo", "-o", "-"]).ok();
     assert!(to_stdout.out.is_empty() || to_stdout.out.len() > 100);
     let recs = wait_for(40, "a finished recording", || {
-        let j = v
-            .run(&["--json", "recordings", "list", "--camera", "demo"])
-            .ok()
-            .json();
-        (!j["recordings"].as_array().unwrap().is_empty()).then_some(j)
+        let r = v.run(&["--json", "recordings", "list", "--camera", "demo"]);
+        let j = (r.code == 0).then(|| r.json())?;
+        (!j["recordings"].as_array()?.is_empty()).then_some(j)
     });
     let rec = &recs["recordings"][0];
     let rec_id = rec["id"].as_str().unwrap();
@@ -388,16 +420,24 @@ fn every_remote_command_against_a_running_vigild() {
         .run(&["--json", "logs", "--source", "vigild", "--limit", "5"])
         .ok()
         .json();
-    assert!(logs["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["source"] == "vigild"));
+    let entries = logs["logs"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{logs}");
+    assert!(entries.iter().all(|e| e["source"] == "vigild"), "{logs}");
     assert!(v
         .run(&["logs", "--limit", "3"])
         .ok()
         .out
         .starts_with("TIME"));
+    let about_demo = v
+        .run(&["--json", "logs", "--camera", "demo", "--limit", "20"])
+        .ok()
+        .json();
+    let entries = about_demo["logs"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e["camera_id"] == "demo"),
+        "{about_demo}"
+    );
     let follow = {
         let home = v.home.path().to_owned();
         let url = v.url.clone();
@@ -427,10 +467,14 @@ fn every_remote_command_against_a_running_vigild() {
         .collect();
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|m| m["data"]["camera"] == "demo"));
-    // Switching the camera off and on logs about it.
-    std::thread::sleep(Duration::from_millis(500));
-    v.run(&["cameras", "disable", "demo"]).ok();
-    v.run(&["cameras", "enable", "demo"]).ok();
+    // Switching the camera off and on logs about it, for as long as the follower waits (it
+    // may connect after the first switch).
+    let end = Instant::now() + Duration::from_secs(60);
+    while !follow.is_finished() && Instant::now() < end {
+        v.run(&["cameras", "disable", "demo"]).ok();
+        v.run(&["cameras", "enable", "demo"]).ok();
+        std::thread::sleep(Duration::from_millis(700));
+    }
     let followed = follow.join().unwrap().ok();
     let entry: Value = serde_json::from_str(followed.out.trim()).unwrap();
     assert_eq!(entry["monitorID"], "demo", "{entry}");

@@ -723,6 +723,18 @@ pub struct Event {
 }
 
 impl Event {
+    /// Takes from `stored` (this event as the store has it) what people set through the API,
+    /// which the pipeline's own copy does not know: the review, notes, whether to keep it,
+    /// and a sub label it has none of.
+    pub fn keep_what_people_set(&mut self, stored: &Event) {
+        self.review = stored.review;
+        self.notes.clone_from(&stored.notes);
+        self.retain = stored.retain;
+        if self.sub_label.is_none() {
+            self.sub_label.clone_from(&stored.sub_label);
+        }
+    }
+
     /// How long the event lasted, or lasted so far at `now`.
     pub fn duration_us(&self, now: Timestamp) -> i64 {
         self.end_time

@@ -278,9 +278,19 @@ impl InProgress {
     }
 }
 
-async fn apply(store: &dyn Store, mutations: Vec<Mutation>) -> Result<usize> {
+/// Writes the analyser's changes. Its events are its own copies: what people set on an event
+/// in progress since (a review, notes, keeping it, a sub label) is read back from the store and
+/// kept, or the next update of the event would undo it.
+async fn apply(store: &dyn Store, mut mutations: Vec<Mutation>) -> Result<usize> {
     let n = mutations.len();
     if n > 0 {
+        for m in &mut mutations {
+            if let Mutation::PutEvent(e) = m {
+                if let Some(stored) = store.event(e.id).await? {
+                    e.keep_what_people_set(&stored);
+                }
+            }
+        }
         store.apply(Batch { mutations }).await?;
     }
     Ok(n)
