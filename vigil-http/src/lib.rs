@@ -426,7 +426,10 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    // A script that handles a 401 itself (the web interface) says so the usual way, with
+    // `X-Requested-With`: the browser must not pop up its password dialog over the page.
+    let scripted = req.headers().contains_key("x-requested-with");
+    let read = (req.method() == Method::GET || req.method() == Method::HEAD) && !scripted;
     // Only a list of origins needs the request's.
     let origin = match *state.inner.cors {
         limits::Cors::Only(_) => req
@@ -707,6 +710,9 @@ pub fn access(method: &Method, pattern: &str) -> Access {
         ("GET", "/auth/status"),
         ("POST", "/auth/validate"),
         ("POST", "/api/auth/login"),
+        // The web interface's page and assets (its data comes from the API, logged in).
+        ("GET", "/"),
+        ("GET", "/ui/{file}"),
     ];
     const ACCOUNT: &[(&str, &str)] = &[
         ("POST", "/auth/regenerate"),

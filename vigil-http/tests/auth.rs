@@ -33,6 +33,9 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/auth/status"),
     ("POST", "/auth/validate"),
     ("POST", "/api/auth/login"),
+    // The web interface's page and assets: a login form; its data needs a login.
+    ("GET", "/"),
+    ("GET", "/ui/{file}"),
 ];
 const SELF_SERVICE: &[(&str, &str)] = &[
     ("POST", "/auth/regenerate"),

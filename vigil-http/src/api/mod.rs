@@ -18,6 +18,7 @@ mod snapshots;
 pub(crate) mod system;
 mod timelapse;
 mod triggers;
+mod ui;
 mod unsupported;
 
 use std::str::FromStr;
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Router {
     triggers::routes(&mut r);
     unsupported::routes(&mut r);
     docs::routes(&mut r);
+    ui::routes(&mut r);
     r
 }
 

@@ -1,0 +1,94 @@
+//! The web interface in a real browser: vigild (authentication on, the demo camera recording)
+//! driven by `tests/ui/ui.mjs` in Debian's Chromium through playwright-core. The script's
+//! screenshots of each page are left in `target/tmp/ui-screenshots/` for review.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use vigil_core::testing::free_port;
+
+const ADMIN: &str = "ui-admin-password";
+const VIEWER: &str = "ui-viewer-password";
+
+#[test]
+fn the_web_interface_works_in_a_browser() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    assert!(
+        ui.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: `bash .ci/run` installs it (npm ci --prefix {})",
+        ui.display()
+    );
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|c| Path::new(c).exists())
+        .expect("chromium is not installed: `bash .ci/run` installs it");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = common::start_secured(&dir.path().join("data"), port, Some(ADMIN), &[]);
+    let base = format!("http://127.0.0.1:{port}");
+
+    // A viewer account, made through the API as an admin's script would.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN}"))
+    );
+    let csrf = agent
+        .get(&format!("{base}/api/account/my-token"))
+        .header("Authorization", &basic)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let made = agent
+        .put(&format!("{base}/api/account"))
+        .header("Authorization", &basic)
+        .header("X-CSRF-TOKEN", csrf.trim())
+        .header("Content-Type", "application/json")
+        .send(format!(
+            r#"{{"username": "viewer", "role": "viewer", "plainPassword": "{VIEWER}"}}"#
+        ))
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 200);
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    let out = Command::new("node")
+        .arg("ui.mjs")
+        .current_dir(&ui)
+        .env("VIGIL_URL", &base)
+        .env("ADMIN_PASSWORD", ADMIN)
+        .env("VIEWER_PASSWORD", VIEWER)
+        .env("CHROMIUM", chromium)
+        .env("SCREENSHOTS", &shots)
+        .output()
+        .expect("node is not installed: `bash .ci/run` installs it");
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::stop(child);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("\nok"), "{said}");
+    for page in [
+        "login",
+        "live",
+        "camera",
+        "events",
+        "event",
+        "recordings",
+        "system",
+        "live-phone",
+    ] {
+        let p = shots.join(format!("{page}.png"));
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "no screenshot {}", p.display());
+    }
+}
