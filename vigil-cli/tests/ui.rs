@@ -27,7 +27,12 @@ fn the_web_interface_works_in_a_browser() {
         .expect("chromium is not installed: `bash .ci/run` installs it");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = common::start_secured(&dir.path().join("data"), port, Some(ADMIN), &[]);
+    let daemon = Daemon(Some(common::start_secured(
+        &dir.path().join("data"),
+        port,
+        Some(ADMIN),
+        &[],
+    )));
     let base = format!("http://127.0.0.1:{port}");
 
     // A viewer account, made through the API as an admin's script would.
@@ -57,6 +62,23 @@ fn the_web_interface_works_in_a_browser() {
         ))
         .unwrap();
     assert_eq!(made.status().as_u16(), 200);
+    // The demo camera's first frame, before a page asks for it.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = agent
+            .get(&format!("{base}/api/demo/latest.jpg"))
+            .header("Authorization", &basic)
+            .call()
+            .unwrap();
+        if r.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no frame from the demo camera"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let out = Command::new("node")
@@ -74,7 +96,7 @@ fn the_web_interface_works_in_a_browser() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    common::stop(child);
+    common::stop(daemon.take());
     assert!(out.status.success(), "{said}");
     assert!(said.contains("\nok"), "{said}");
     for page in [
@@ -90,5 +112,23 @@ fn the_web_interface_works_in_a_browser() {
         let p = shots.join(format!("{page}.png"));
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "no screenshot {}", p.display());
+    }
+}
+
+/// vigild, killed if the test fails before stopping it.
+struct Daemon(Option<std::process::Child>);
+
+impl Daemon {
+    fn take(mut self) -> std::process::Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }

@@ -426,9 +426,14 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // A script that handles a 401 itself (the web interface) says so the usual way, with
-    // `X-Requested-With`: the browser must not pop up its password dialog over the page.
-    let scripted = req.headers().contains_key("x-requested-with");
+    // The browser's password dialog is for a person opening a URL (a navigation, or a client
+    // that says nothing). Not for a script that handles a 401 itself (the web interface says
+    // so the usual way, with `X-Requested-With`), nor for a page's pictures and videos.
+    let scripted = req.headers().contains_key("x-requested-with")
+        || req
+            .headers()
+            .get("sec-fetch-mode")
+            .is_some_and(|m| m.as_bytes() != b"navigate");
     let read = (req.method() == Method::GET || req.method() == Method::HEAD) && !scripted;
     // Only a list of origins needs the request's.
     let origin = match *state.inner.cors {

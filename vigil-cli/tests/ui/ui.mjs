@@ -20,7 +20,7 @@ const browser = await chromium.launch({
 });
 const problems = [];
 // Nothing here takes minutes: a hang fails the run.
-setTimeout(() => { console.error(`FAILED: still running after 4 min\n${problems.join('\n')}`); process.exit(1); }, 240000).unref();
+setTimeout(() => { console.error(`FAILED: still running after 8 min\n${problems.join('\n')}`); process.exit(1); }, 480000).unref();
 const step = (s) => console.log(`step: ${s}`);
 
 async function open(viewport) {
@@ -70,14 +70,18 @@ try {
     c.getContext('2d').drawImage(img, 0, 0);
     return c.toDataURL('image/png');
   });
+  await page.waitForFunction(() => {
+    const img = document.querySelector('#grid img[data-camera="demo"]');
+    return img && img.naturalWidth > 0;
+  }, null, { timeout: 60000 });
   const first = await frame();
   if (first.startsWith('no picture')) throw new Error(`the grid shows ${first}`);
   let moved = false;
-  for (let i = 0; i < 20 && !moved; i++) {
+  for (let i = 0; i < 60 && !moved; i++) {
     await page.waitForTimeout(500);
     moved = (await frame()) !== first;
   }
-  if (!moved) throw new Error('the grid frames did not change in 10 s');
+  if (!moved) throw new Error('the grid frames did not change in 30 s');
   await page.screenshot({ path: `${shots}/live.png` });
 
   step('a camera page with its overlays and status');
@@ -92,7 +96,7 @@ try {
 
   step('events: one arrives live, over the WebSocket');
   await page.click('a[data-nav="events"]');
-  await page.waitForSelector('#events');
+  await page.waitForSelector('#events[data-loaded]');
   const before = await page.$$eval('#events .event', (els) => els.map((e) => e.dataset.id));
   await page.waitForFunction((known) => [...document.querySelectorAll('#events .event')]
     .some((e) => !known.includes(e.dataset.id)), before, { timeout: 60000 });
@@ -103,14 +107,19 @@ try {
   await page.fill('input[name="label"]', 'motion');
   await page.click('form.filters button[type="submit"]');
   await page.waitForFunction(() => location.hash.includes('label=motion'));
-  await page.waitForSelector('#events .event');
+  await page.waitForFunction(() => document.querySelector('select[name="camera"]').value === 'demo'
+    && document.querySelector('#events[data-loaded]'));
+  const labels = await page.$$eval('#events .event .label', (els) => els.map((e) => e.textContent));
+  if (!labels.length || labels.some((l) => l !== 'motion')) throw new Error(`filtered rows: ${labels}`);
 
   step('an event: its snapshot and its clip playing');
   // One that has ended has its whole clip.
-  await page.waitForFunction(() => [...document.querySelectorAll('#events .event')]
-    .some((e) => !e.textContent.includes('in progress')), null, { timeout: 60000 });
-  const id = await page.$$eval('#events .event', (els) =>
-    els.find((e) => !e.textContent.includes('in progress')).dataset.id);
+  const handle = await page.waitForFunction(() => {
+    const done = [...document.querySelectorAll('#events .event')]
+      .find((e) => !e.textContent.includes('in progress'));
+    return done && done.dataset.id;
+  }, null, { timeout: 90000 });
+  const id = await handle.jsonValue();
   await page.goto(`${base}/#/event/${id}`);
   await page.waitForSelector('#clip');
   const played = await page.$eval('#clip', (v) => new Promise((resolve) => {

@@ -15,7 +15,7 @@ const SCRIPT: &str = include_str!("../ui/app.js");
 const STYLE: &str = include_str!("../ui/app.css");
 
 /// What the page may load: only this server (its API, its WebSockets, its media).
-const POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
+const POLICY: &str = "default-src 'self'; img-src 'self' data:; media-src 'self'; \
                       connect-src 'self'; style-src 'self'; script-src 'self'; \
                       frame-ancestors 'self'; base-uri 'none'; form-action 'self'";
 

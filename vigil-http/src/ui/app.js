@@ -3,7 +3,7 @@
 // #/system); every element is made with h() (text is never parsed as HTML).
 'use strict';
 
-const state = { me: null, csrf: null, socket: null, timers: [] };
+const state = { me: null, csrf: null, socket: null, timers: [], view: 0, streams: [], said: '' };
 
 function h(tag, attrs, ...kids) {
   const el = document.createElement(tag);
@@ -33,7 +33,7 @@ class SessionEnded extends Error {}
 
 // A request to vigild: JSON in and out, the CSRF token on changes, and a session that ended
 // (401) sends the page back to the login form with a message.
-async function api(method, path, body) {
+async function api(method, path, body, retried) {
   // X-Requested-With: a 401 comes without the browser's password dialog; the page asks.
   const headers = { 'X-Requested-With': 'vigil-ui' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -42,6 +42,11 @@ async function api(method, path, body) {
     method, headers, credentials: 'same-origin',
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  // CSRF tokens live in vigild's memory: after a restart, fetch the new one and try again.
+  if (r.status === 403 && method !== 'GET' && state.me && state.me.via !== 'none' && !retried) {
+    state.csrf = await csrfToken();
+    return api(method, path, body, true);
+  }
   if (r.status === 401 && state.me) {
     endSession('Your session has ended: log in again.');
     throw new SessionEnded();
@@ -56,10 +61,20 @@ async function api(method, path, body) {
   return data;
 }
 
+async function csrfToken() {
+  const r = await fetch('/api/account/my-token', { headers: { 'X-Requested-With': 'vigil-ui' } });
+  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  return (await r.text()).trim();
+}
+
 function stopLive() {
   for (const t of state.timers) clearInterval(t);
   state.timers = [];
+  // A removed <img> may go on loading its MJPEG stream: end it.
+  for (const img of state.streams) img.removeAttribute('src');
+  state.streams = [];
   if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; }
+  state.view += 1;
 }
 
 function endSession(message) {
@@ -113,9 +128,12 @@ function showLogin(message) {
 
 async function startSession() {
   state.me = await api('GET', '/api/auth/me');
-  state.csrf = String(await api('GET', '/api/account/my-token')).trim();
+  // A vigild run with --no-auth has no accounts, so no CSRF token and no logging out.
+  const open = state.me.via === 'none';
+  state.csrf = open ? null : await csrfToken();
   document.getElementById('bar').hidden = false;
-  document.getElementById('who').textContent = `${state.me.username} (${state.me.role})`;
+  document.getElementById('logout').hidden = open;
+  document.getElementById('who').textContent = open ? 'no authentication' : `${state.me.username} (${state.me.role})`;
   for (const a of document.querySelectorAll('[data-admin]')) a.hidden = state.me.role !== 'admin';
 }
 
@@ -134,10 +152,14 @@ async function showLive() {
   main().replaceChildren(h('h1', { text: 'Live' }),
     cameras.length ? grid : h('p', { text: 'No camera yet: add one in the settings or with `vigil cameras add`.' }));
   // A still per camera, refreshed every second while the page is shown.
+  let ticks = 0;
   state.timers.push(setInterval(() => {
+    if (document.hidden) return;
     for (const img of grid.querySelectorAll('img')) {
       if (img.complete) img.src = `/api/${enc(img.dataset.camera)}/latest.jpg?h=360&t=${Date.now()}`;
     }
+    // The stills cannot tell the page that the session ended; this can.
+    if (++ticks % 15 === 0) api('GET', '/api/auth/me').catch(() => {});
   }, 1000));
 }
 
@@ -147,6 +169,7 @@ async function showCamera(id) {
   const c = await api('GET', `/api/cameras/${enc(id)}`);
   const on = new Set(['bbox', 'timestamp']);
   const img = h('img', { alt: `${c.name || c.id}, live`, id: 'stream' });
+  state.streams.push(img);
   const setSrc = () => {
     const q = OVERLAYS.map((o) => `${o}=${on.has(o) ? 1 : 0}`).join('&');
     img.src = `/api/${enc(c.id)}?h=720&fps=5&${q}`;
@@ -176,13 +199,26 @@ async function showCamera(id) {
 
 function eventRow(e) {
   return h('a', { class: 'event', href: `#/event/${e.id}`, 'data-id': e.id },
-    h('img', { alt: `${e.label} on ${e.camera}`, loading: 'lazy', src: `/api/events/${e.id}/thumbnail.jpg` }),
+    e.has_snapshot
+      ? h('img', { alt: `${e.label} on ${e.camera}`, loading: 'lazy', src: `/api/events/${e.id}/thumbnail.jpg` })
+      : h('div', { class: 'nothumb', 'aria-hidden': 'true', text: e.label }),
     h('div', { class: 'meta' },
       h('span', { class: 'label', text: `${e.label}${e.sub_label ? ' (' + e.sub_label + ')' : ''}` }),
       h('span', { text: `${e.camera} · ${localTime(e.start_time)} · ${duration(e)}` }),
       h('span', { text: `score ${Math.round((e.top_score || 0) * 100)}%` }),
       h('span', {}, (e.zones || []).map((z) => h('span', { class: 'badge', text: z })),
         e.reviewed ? h('span', { class: 'badge', text: 'reviewed' }) : null)));
+}
+
+// The start and end of a day (YYYY-MM-DD) in the browser's time zone, as ISO instants.
+function localDay(day) {
+  const [y, m, d] = day.split('-').map(Number);
+  return [new Date(y, m - 1, d).toISOString(), new Date(y, m - 1, d + 1).toISOString()];
+}
+
+function today() {
+  const n = new Date();
+  return `${n.getFullYear()}-${String(n.getMonth() + 1).padStart(2, '0')}-${String(n.getDate()).padStart(2, '0')}`;
 }
 
 function params() {
@@ -213,7 +249,7 @@ async function showEvents() {
     }
     location.hash = `#/events?${q}`;
   });
-  const list = h('div', { class: 'events', id: 'events', 'aria-live': 'polite' });
+  const list = h('div', { class: 'events', id: 'events' });
   const more = h('button', { type: 'button', hidden: true }, 'Older events');
   main().replaceChildren(h('h1', { text: 'Events' }), form, list, h('div', { class: 'row' }, more));
 
@@ -222,58 +258,81 @@ async function showEvents() {
   if (p.get('label')) q.set('labels', p.get('label'));
   if (p.get('zone')) q.set('zones', p.get('zone'));
   if (p.get('reviewed')) q.set('reviewed', p.get('reviewed'));
-  if (p.get('date')) { q.set('after', p.get('date')); q.set('before', p.get('date')); }
+  if (p.get('date')) {
+    const [start, end] = localDay(p.get('date'));
+    q.set('after', start);
+    q.set('before', end);
+  }
+  const view = state.view;
   const load = async (cursor) => {
     if (cursor) q.set('cursor', cursor);
     const page = await api('GET', `/api/events?${q}`);
     for (const e of page.events) list.append(eventRow(e));
     more.hidden = !page.next_cursor;
-    more.onclick = () => load(page.next_cursor);
+    more.onclick = () => load(page.next_cursor).catch((e) => notice(e.message));
     if (!list.children.length) list.append(h('p', { id: 'no-events', text: 'No events.' }));
+    list.dataset.loaded = 'yes';
   };
   await load();
+  if (view !== state.view) return;
 
   // Live: events as they start, change and end, without reloading.
   const matches = (e) => (!p.get('camera') || e.camera === p.get('camera'))
     && (!p.get('label') || e.label === p.get('label'))
     && (!p.get('zone') || (e.zones || []).includes(p.get('zone')))
     && !p.get('date') && !p.get('reviewed');
+  const rows = () => new Map([...list.querySelectorAll('.event')].map((el) => [el.dataset.id, el]));
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${proto}://${location.host}/ws/events`);
-  state.socket = ws;
-  ws.onmessage = (m) => {
+  let wait = 1000;
+  const connect = () => {
+    if (view !== state.view) return;
+    const ws = new WebSocket(`${proto}://${location.host}/ws/events`);
+    state.socket = ws;
+    ws.onopen = () => { wait = 1000; };
+    // Dropped (vigild restarted, or this page was too slow): connect again, less and less often.
+    ws.onclose = () => { setTimeout(connect, wait); wait = Math.min(wait * 2, 30000); };
+    ws.onmessage = onMessage;
+  };
+  const onMessage = (m) => {
     let msg;
     try { msg = JSON.parse(m.data); } catch (_) { return; }
     if (msg.type === 'event' && matches(msg.data)) {
       const row = eventRow(msg.data);
-      const old = list.querySelector(`[data-id="${msg.data.id}"]`);
+      const old = rows().get(String(msg.data.id));
       const none = document.getElementById('no-events');
       if (none) none.remove();
       if (old) old.replaceWith(row); else list.prepend(row);
     } else if (msg.type === 'event_deleted') {
-      const old = list.querySelector(`[data-id="${msg.data.id}"]`);
+      const old = rows().get(String(msg.data.id));
       if (old) old.remove();
     }
   };
+  connect();
 }
 
 async function showEvent(id) {
   const e = await api('GET', `/api/events/${enc(id)}`);
-  const video = h('video', { id: 'clip', controls: true, muted: true, playsinline: true, preload: 'metadata',
-    src: `/api/events/${e.id}/clip.mp4` });
+  const video = e.has_clip
+    ? h('video', { id: 'clip', controls: true, muted: true, playsinline: true, preload: 'metadata',
+      src: `/api/events/${e.id}/clip.mp4` })
+    : h('p', { id: 'noclip', text: 'No clip: nothing was recorded for this event.' });
   const review = h('button', { type: 'button', id: 'review' }, e.reviewed ? 'Mark not reviewed' : 'Mark reviewed');
   review.onclick = async () => {
-    const v = await api('PATCH', `/api/events/${e.id}`, { reviewed: !e.reviewed });
-    e.reviewed = v.reviewed;
-    review.textContent = e.reviewed ? 'Mark not reviewed' : 'Mark reviewed';
-    notice(e.reviewed ? 'Marked reviewed.' : 'Marked not reviewed.');
+    try {
+      const v = await api('PATCH', `/api/events/${e.id}`, { reviewed: !e.reviewed });
+      e.reviewed = v.reviewed;
+      review.textContent = e.reviewed ? 'Mark not reviewed' : 'Mark reviewed';
+      notice(e.reviewed ? 'Marked reviewed.' : 'Marked not reviewed.');
+    } catch (err) { if (!(err instanceof SessionEnded)) notice(err.message); }
   };
   const del = h('button', { type: 'button', class: 'danger', id: 'delete' }, 'Delete');
   del.onclick = async () => {
     if (!confirm('Delete this event?')) return;
-    await api('DELETE', `/api/events/${e.id}`);
-    notice('Event deleted.');
-    location.hash = '#/events';
+    try {
+      await api('DELETE', `/api/events/${e.id}`);
+      state.said = 'Event deleted.';
+      if (history.length > 1) history.back(); else location.hash = '#/events';
+    } catch (err) { if (!(err instanceof SessionEnded)) notice(err.message); }
   };
   main().replaceChildren(h('h1', { text: `${e.label} on ${e.camera}` }),
     h('div', { class: 'cols' },
@@ -286,7 +345,7 @@ async function showEvent(id) {
         h('dt', { text: 'Score' }), h('dd', { text: `${Math.round((e.top_score || 0) * 100)}%` }),
         h('dt', { text: 'Zones' }), h('dd', { text: (e.zones || []).join(', ') || '-' })),
         state.me.role === 'admin' ? h('div', { class: 'row' }, review, del) : null,
-        h('p', {}, h('a', { href: `/api/events/${e.id}/clip.mp4`, download: `${e.camera}-${e.id}.mp4` }, 'Download the clip')))));
+        e.has_clip ? h('p', {}, h('a', { href: `/api/events/${e.id}/clip.mp4`, download: `${e.camera}-${e.id}.mp4` }, 'Download the clip')) : null)));
 }
 
 // --- recordings
@@ -295,7 +354,7 @@ async function showRecordings() {
   const p = params();
   const { cameras } = await api('GET', '/api/cameras');
   const cam = p.get('camera') || (cameras[0] && cameras[0].id) || '';
-  const day = p.get('date') || new Date().toISOString().slice(0, 10);
+  const day = p.get('date') || today();
   const camera = h('select', { name: 'camera' }, cameras.map((c) => h('option', { value: c.id, selected: c.id === cam }, c.name || c.id)));
   const date = h('input', { type: 'date', name: 'date', value: day });
   const form = h('form', { class: 'filters', 'aria-label': 'Camera and day' },
@@ -304,7 +363,8 @@ async function showRecordings() {
     ev.preventDefault();
     location.hash = `#/recordings?camera=${enc(camera.value)}&date=${enc(date.value)}`;
   });
-  const q = new URLSearchParams({ cameras: cam, after: day, before: day, limit: '200' });
+  const [start, end] = localDay(day);
+  const q = new URLSearchParams({ cameras: cam, after: start, before: end, limit: '200', sort_order: 'asc' });
   const page = cam ? await api('GET', `/api/recordings?${q}`) : { recordings: [] };
   const player = h('video', { id: 'player', controls: true, muted: true, playsinline: true });
   const rows = page.recordings.map((r) => h('tr', {},
@@ -314,8 +374,9 @@ async function showRecordings() {
     h('td', {}, h('button', { type: 'button', onclick: () => { player.src = `/api/recordings/${r.id}/file`; player.play().catch(() => {}); } }, 'Play'),
       ' ', h('a', { href: `/api/recordings/${r.id}/file`, download: `${r.camera}-${r.id}.mp4` }, 'Download'))));
   main().replaceChildren(h('h1', { text: 'Recordings' }), form, player,
-    rows.length ? h('table', {}, h('thead', {}, h('tr', {}, ['', 'Start', 'Length', ''].map((t) => h('th', { text: t })))), h('tbody', {}, rows))
-      : h('p', { text: 'No recordings on that day.' }));
+    rows.length ? h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['', 'Start', 'Length', ''].map((t) => h('th', { text: t })))), h('tbody', {}, rows)))
+      : h('p', { text: 'No recordings on that day.' }),
+    page.next_cursor ? h('p', { text: 'The first 200 segments of the day are shown.' }) : null);
 }
 
 // --- system (admins)
@@ -362,19 +423,30 @@ async function route() {
     main().replaceChildren(h('h1', { text: 'Not allowed' }), h('p', { text: 'This page is for admins.' }));
     return;
   }
+  const mine = state.view;
   try {
     await view(hash.match(re));
-    main().focus({ preventScroll: true });
+    if (mine === state.view) main().focus({ preventScroll: true });
   } catch (e) {
-    if (!(e instanceof SessionEnded)) main().replaceChildren(h('p', { class: 'err', role: 'alert', text: e.message }));
+    if (!(e instanceof SessionEnded) && mine === state.view) {
+      main().replaceChildren(h('p', { class: 'err', role: 'alert', text: e.message }));
+    }
   }
 }
 
 document.getElementById('logout').addEventListener('click', async () => {
-  try { await api('POST', '/api/auth/logout'); } catch (_) { /* gone already */ }
+  try {
+    await api('POST', '/api/auth/logout');
+  } catch (e) {
+    if (e instanceof SessionEnded) return;
+    notice(`Could not log out: ${e.message}`);
+    return;
+  }
   endSession('You are logged out.');
 });
-window.addEventListener('hashchange', () => { notice(''); route(); });
+window.addEventListener('hashchange', () => { notice(state.said); state.said = ''; route(); });
+// The skip link moves the focus; it is not a route.
+document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDefault(); main().focus(); });
 
 (async () => {
   try {
