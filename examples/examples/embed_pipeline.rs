@@ -16,7 +16,7 @@ use vigil_store::{LmdbStore, StoreOptions};
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    // The camera: RTSP, a file or the synthetic scene (see `vigil_examples::camera_factory`).
+    // The camera: RTSP, a file or the synthetic scene (see `vigil_detect::camera_factory`).
     let source = vigil_examples::source_of(args.next().as_deref());
     let secs = vigil_examples::seconds_of(args.next().as_deref(), 20)?;
     let weights = args.next();
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    let factory = vigil_examples::camera_factory(clocks.clone());
+    let factory = vigil_detect::camera_factory(clocks.clone());
     let nvr = Nvr::start(data, store.clone(), clocks.clone(), factory, opts).await?;
     println!("watching for {secs} s (data in {})", data.display());
     tokio::time::sleep(Duration::from_secs(secs)).await;

@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     // The program decides which sources it can build.
-    let factory = vigil_examples::camera_factory(clocks.clone());
+    let factory = vigil_detect::camera_factory(clocks.clone());
     let nvr = Nvr::start(
         data,
         store.clone(),

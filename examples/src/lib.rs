@@ -9,13 +9,10 @@
 //! - `scripts/events_report.py`: the HTTP API driven from a Python script (standard library
 //!   only), the way a cron job or a home-automation hook would.
 //!
-//! The helpers here are what those programs share: which camera sources they can build.
+//! The helpers here are what those programs share: reading their arguments. The cameras
+//! they run come from `vigil_detect::camera_factory`.
 
-use std::sync::Arc;
-
-use vigil_core::camera::{FileCamera, RtspCamera};
-use vigil_core::pipeline::CameraFactory;
-use vigil_core::{Camera, CameraConfig, Clocks, Result, RtspTransport, Source};
+use vigil_core::{RtspTransport, Source};
 
 /// The source a command-line argument names: an `rtsp://` URL, a file (MP4 or Annex B
 /// H.264, looped), or the synthetic scene for `synthetic` or nothing.
@@ -47,31 +44,4 @@ pub fn seconds_of(arg: Option<&str>, default: u64) -> anyhow::Result<u64> {
             .map_err(|_| anyhow::anyhow!("{s:?} is not a number of seconds")),
         None => Ok(default),
     }
-}
-
-/// A camera factory for every kind of source: RTSP through retina, a looped file, or the
-/// synthetic scene. The pipeline calls it for each enabled camera.
-pub fn camera_factory(clocks: Arc<dyn Clocks>) -> CameraFactory {
-    Arc::new(move |cfg: &CameraConfig| -> Result<Arc<dyn Camera>> {
-        Ok(match &cfg.record_source {
-            Source::Rtsp { .. } => Arc::new(RtspCamera::new(
-                cfg.id.clone(),
-                &cfg.record_source,
-                cfg.detect_source.as_ref(),
-                clocks.clone(),
-            )?),
-            Source::File { path, fps } => {
-                Arc::new(FileCamera::new(cfg.id.clone(), path, *fps, clocks.clone()))
-            }
-            Source::Synthetic { width, height, fps } => {
-                Arc::new(vigil_detect::SyntheticCamera::new(
-                    cfg.id.clone(),
-                    *width,
-                    *height,
-                    *fps,
-                    clocks.clone(),
-                )?)
-            }
-        })
-    })
 }

@@ -12,12 +12,10 @@ use std::sync::Arc;
 use crate::config::Config;
 use anyhow::Context;
 use clap::Parser;
-use vigil_core::camera::{FileCamera, RtspCamera};
-use vigil_core::pipeline::{CameraFactory, DiskBudget, Nvr, NvrOptions};
+use vigil_core::pipeline::{DiskBudget, Nvr, NvrOptions};
 use vigil_core::{
-    Batch, Camera, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store, Timestamp,
+    Batch, CameraConfig, CameraId, Clocks, Mutation, RealClocks, Source, Store, Timestamp,
 };
-use vigil_detect::SyntheticCamera;
 use vigil_detect::{analyzer_factory, DetectorRegistry, DetectorSpec};
 use vigil_store::{LmdbStore, StoreOptions};
 
@@ -151,7 +149,7 @@ fn run(
                 &data_dir,
                 store.clone(),
                 clocks.clone(),
-                factory(clocks),
+                vigil_detect::camera_factory(clocks),
                 opts,
             )
             .await
@@ -349,33 +347,6 @@ fn detectors(
         tracing::info!(model = %model.display(), "object detection with YOLOv8");
     }
     Ok(registry)
-}
-
-/// The cameras `vigild` knows how to build.
-fn factory(clocks: Arc<dyn Clocks>) -> CameraFactory {
-    Arc::new(
-        move |cfg: &CameraConfig| -> vigil_core::Result<Arc<dyn Camera>> {
-            let id = cfg.id.clone();
-            Ok(match &cfg.record_source {
-                Source::Rtsp { .. } => Arc::new(RtspCamera::new(
-                    id,
-                    &cfg.record_source,
-                    cfg.detect_source.as_ref(),
-                    clocks.clone(),
-                )?),
-                Source::File { path, fps } => {
-                    Arc::new(FileCamera::new(id, path, *fps, clocks.clone()))
-                }
-                Source::Synthetic { width, height, fps } => Arc::new(SyntheticCamera::new(
-                    id,
-                    *width,
-                    *height,
-                    *fps,
-                    clocks.clone(),
-                )?),
-            })
-        },
-    )
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits at once.

@@ -567,8 +567,9 @@ async fn check_store(a: &CheckArgs, dir: &Path) -> CliResult<(Vec<Finding>, Valu
     let mut findings = Vec::new();
 
     // Interrupted commits and deletions: what vigild's start-up would finish.
-    let open = count_dir(&data.join("recordings").join(".open"));
-    let trash = count_dir(&data.join("recordings").join(".trash"));
+    use vigil_core::pipeline::recorder::{open_dir, parse_open_name, trash_dir};
+    let open = count_dir(&open_dir(data));
+    let trash = count_dir(&trash_dir(data));
     if a.repair && open + trash > 0 {
         let r = vigil_core::pipeline::recorder::reconcile(data, store.as_ref())
             .await
@@ -613,13 +614,10 @@ async fn check_store(a: &CheckArgs, dir: &Path) -> CliResult<(Vec<Finding>, Valu
     .await
     .map_err(err)?;
     // Segments still in recordings/.open: committed or being written (vigild running).
-    let open_ids: BTreeSet<u64> = std::fs::read_dir(data.join("recordings").join(".open"))
+    let open_ids: BTreeSet<u64> = std::fs::read_dir(open_dir(data))
         .map(|rd| {
             rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    name.split('.').rev().nth(3).and_then(|id| id.parse().ok())
-                })
+                .filter_map(|e| parse_open_name(e.file_name().to_str()?).map(|(_, id, ..)| id.0))
                 .collect()
         })
         .unwrap_or_default();

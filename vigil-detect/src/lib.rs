@@ -63,3 +63,37 @@ pub use synthetic::SyntheticCamera;
 pub use timelapse::{Timelapse, TimelapseStatus, TimelapseVideo};
 pub use tracker::{filter_detections, ObjectTracker, TrackerOptions};
 pub use yolo::{ModelSize, YoloDetector, YoloOptions, YoloV8};
+
+/// A camera factory for every source a [`vigil_core::CameraConfig`] can name: RTSP through
+/// retina, a looped file, or the [`SyntheticCamera`] scene. What `vigild` runs its cameras
+/// with, and what an embedding program passes to `Nvr::start` unless it brings its own.
+pub fn camera_factory(
+    clocks: std::sync::Arc<dyn vigil_core::Clocks>,
+) -> vigil_core::pipeline::CameraFactory {
+    use std::sync::Arc;
+    use vigil_core::camera::{FileCamera, RtspCamera};
+    use vigil_core::{Camera, CameraConfig, Source};
+    Arc::new(
+        move |cfg: &CameraConfig| -> vigil_core::Result<Arc<dyn Camera>> {
+            let id = cfg.id.clone();
+            Ok(match &cfg.record_source {
+                Source::Rtsp { .. } => Arc::new(RtspCamera::new(
+                    id,
+                    &cfg.record_source,
+                    cfg.detect_source.as_ref(),
+                    clocks.clone(),
+                )?),
+                Source::File { path, fps } => {
+                    Arc::new(FileCamera::new(id, path, *fps, clocks.clone()))
+                }
+                Source::Synthetic { width, height, fps } => Arc::new(SyntheticCamera::new(
+                    id,
+                    *width,
+                    *height,
+                    *fps,
+                    clocks.clone(),
+                )?),
+            })
+        },
+    )
+}

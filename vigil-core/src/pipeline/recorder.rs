@@ -129,11 +129,13 @@ fn remove_art(data_dir: &Path, segment: &str) {
     }
 }
 
-pub(crate) fn open_dir(data: &Path) -> PathBuf {
+/// Where segments are written before they are committed and moved into place.
+pub fn open_dir(data: &Path) -> PathBuf {
     data.join("recordings").join(".open")
 }
 
-fn trash_dir(data: &Path) -> PathBuf {
+/// Where a deleted segment waits until its record is gone.
+pub fn trash_dir(data: &Path) -> PathBuf {
     data.join("recordings").join(".trash")
 }
 
@@ -150,9 +152,8 @@ fn open_name(camera: &CameraId, id: RecordingId, start: Timestamp, kind: Recordi
     format!("{camera}.{}.{}.{}.mp4", id.0, start.0, kind_code(kind))
 }
 
-pub(crate) fn parse_open_name(
-    name: &str,
-) -> Option<(CameraId, RecordingId, Timestamp, RecordingKind)> {
+/// The camera, id, start and kind of a segment in [`open_dir`], from its file name.
+pub fn parse_open_name(name: &str) -> Option<(CameraId, RecordingId, Timestamp, RecordingKind)> {
     let stem = name.strip_suffix(".mp4")?;
     let mut parts = stem.rsplitn(4, '.');
     let kind = match parts.next()? {
