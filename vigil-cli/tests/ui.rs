@@ -1,6 +1,7 @@
-//! The web interface in a real browser: vigild (authentication on, the demo camera recording)
-//! driven by `tests/ui/ui.mjs` in Debian's Chromium through playwright-core. The script's
-//! screenshots of each page are left in `target/tmp/ui-screenshots/` for review.
+//! The web interface in a real browser: vigild (authentication on, the demo camera recording,
+//! GStreamer's RTSP server for the camera the script adds) driven by `tests/ui/ui.mjs` in
+//! Debian's Chromium through playwright-core. The script's screenshots of each page are left
+//! in `target/tmp/ui-screenshots/` for review.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
-use vigil_core::testing::free_port;
+use vigil_core::testing::{free_port, RtspServer};
 
 const ADMIN: &str = "ui-admin-password";
 const VIEWER: &str = "ui-viewer-password";
@@ -26,6 +27,8 @@ fn the_web_interface_works_in_a_browser() {
         .find(|c| Path::new(c).exists())
         .expect("chromium is not installed: `bash .ci/run` installs it");
     let dir = tempfile::tempdir().unwrap();
+    // The camera a person adds in the settings: real RTSP, a moving ball.
+    let rtsp = RtspServer::start(640, 360, None);
     let port = free_port();
     let daemon = Daemon(Some(common::start_secured(
         &dir.path().join("data"),
@@ -35,7 +38,6 @@ fn the_web_interface_works_in_a_browser() {
     )));
     let base = format!("http://127.0.0.1:{port}");
 
-    // A viewer account, made through the API as an admin's script would.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -44,24 +46,6 @@ fn the_web_interface_works_in_a_browser() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN}"))
     );
-    let csrf = agent
-        .get(&format!("{base}/api/account/my-token"))
-        .header("Authorization", &basic)
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let made = agent
-        .put(&format!("{base}/api/account"))
-        .header("Authorization", &basic)
-        .header("X-CSRF-TOKEN", csrf.trim())
-        .header("Content-Type", "application/json")
-        .send(format!(
-            r#"{{"username": "viewer", "role": "viewer", "plainPassword": "{VIEWER}"}}"#
-        ))
-        .unwrap();
-    assert_eq!(made.status().as_u16(), 200);
     // The demo camera's first frame, before a page asks for it.
     let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -85,6 +69,7 @@ fn the_web_interface_works_in_a_browser() {
         .arg("ui.mjs")
         .current_dir(&ui)
         .env("VIGIL_URL", &base)
+        .env("RTSP_URL", rtsp.url())
         .env("ADMIN_PASSWORD", ADMIN)
         .env("VIEWER_PASSWORD", VIEWER)
         .env("CHROMIUM", chromium)
@@ -102,9 +87,14 @@ fn the_web_interface_works_in_a_browser() {
     for page in [
         "login",
         "live",
+        "settings",
+        "camera-form",
         "camera",
         "events",
         "event",
+        "zones",
+        "zones-saved",
+        "alerts",
         "recordings",
         "system",
         "live-phone",
@@ -113,6 +103,11 @@ fn the_web_interface_works_in_a_browser() {
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "no screenshot {}", p.display());
     }
+    // The README shows the event page, a copy of this run's event.png.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("](docs/images/event-page.png)"));
+    assert!(root.join("docs/images/event-page.png").exists());
 }
 
 /// vigild, killed if the test fails before stopping it.

@@ -288,6 +288,16 @@ async fn cameras_and_zones_crud() {
     assert_eq!(stored.detect.fps, 10);
     assert!(matches!(&stored.record_source,
         vigil_core::Source::Rtsp { url, .. } if url.contains("hunter2")));
+    // A masked URL with another host would store `***` as the password: refused.
+    let r = srv
+        .call(
+            "PATCH",
+            "/api/cameras/front_door",
+            Some(json!({"url": "rtsp://admin:***@10.0.0.6:554/main"})),
+            &[],
+        )
+        .await;
+    assert_error(&r, 422, Some(&["body", "url"]), "masked");
 
     // Zones, with HSI's `coordinates` for the polygon.
     let r = srv

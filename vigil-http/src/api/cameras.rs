@@ -149,16 +149,33 @@ pub(crate) fn mask_url(url: &str) -> String {
     }
 }
 
-/// Puts back the stored password where a client sends the masked form it was shown.
-fn unmask(new: &mut CameraSpec, old: &CameraSpec) {
-    if let (Some(url), Some(old_url)) = (&mut new.url, &old.url) {
-        if url.contains(":***@") && mask_url(old_url) == *url {
-            url.clone_from(old_url);
+/// Puts back the stored password where a client sends the masked form it was shown; a URL
+/// still masked but otherwise changed is refused (storing `***` as the password would lose the
+/// real one without a word).
+fn unmask(new: &mut CameraSpec, old: &CameraSpec) -> Result<(), ApiError> {
+    for (field, url, old_url) in [
+        ("url", &mut new.url, &old.url),
+        ("detect_url", &mut new.detect_url, &old.detect_url),
+    ] {
+        let Some(url) = url else { continue };
+        if !url.contains(":***@") {
+            continue;
+        }
+        match old_url {
+            Some(o) if mask_url(o) == *url => url.clone_from(o),
+            _ => {
+                return Err(ApiError::body(
+                    &[field],
+                    "the password in this URL is the masked *** it was shown as: \
+                     give the real password to change the URL",
+                ))
+            }
         }
     }
     if new.password.as_deref() == Some("***") {
         new.password.clone_from(&old.password);
     }
+    Ok(())
 }
 
 fn status_word(s: Option<&CameraStatus>, cfg: &CameraConfig) -> &'static str {
@@ -280,13 +297,29 @@ async fn save(ctx: &Ctx, cfg: &CameraConfig) -> Result<(), ApiError> {
 
 async fn one(ctx: &Ctx, cfg: &CameraConfig) -> Value {
     let st = statuses(ctx).await;
-    wire_camera(cfg, st.get(&cfg.id))
+    with_picture(ctx, cfg, wire_camera(cfg, st.get(&cfg.id)))
+}
+
+/// Adds `has_picture`: whether `latest.jpg` has a picture to give (a page asks for it only
+/// then, rather than meeting a 503 while a camera's first picture is on its way).
+fn with_picture(ctx: &Ctx, cfg: &CameraConfig, mut v: Value) -> Value {
+    let has = ctx
+        .state
+        .nvr()
+        .is_some_and(|n| n.live().latest(&cfg.id).is_some());
+    if let Value::Object(m) = &mut v {
+        m.insert("has_picture".into(), has.into());
+    }
+    v
 }
 
 async fn list_cameras(ctx: Ctx) -> Reply {
     let cams = ctx.state.store().cameras().await?;
     let st = statuses(&ctx).await;
-    let items: Vec<Value> = cams.iter().map(|c| wire_camera(c, st.get(&c.id))).collect();
+    let items: Vec<Value> = cams
+        .iter()
+        .map(|c| with_picture(&ctx, c, wire_camera(c, st.get(&c.id))))
+        .collect();
     ok(&serde_json::json!({"cameras": items, "count": items.len()}))
 }
 
@@ -384,7 +417,7 @@ async fn patch_camera(ctx: Ctx) -> Reply {
     let mut merged = value_of(&old);
     merge_patch(&mut merged, &patch);
     let mut spec: CameraSpec = from_value(merged)?;
-    unmask(&mut spec, &old);
+    unmask(&mut spec, &old)?;
     spec.apply_to(&mut cfg, ctx.state.now()).map_err(invalid)?;
     save(&ctx, &cfg).await?;
     ok(&one(&ctx, &cfg).await)
@@ -404,7 +437,7 @@ async fn put_camera(ctx: Ctx) -> Reply {
     }
     let existing = ctx.state.store().camera(&id).await?;
     if let Some(old) = &existing {
-        unmask(&mut spec, &CameraSpec::of(old));
+        unmask(&mut spec, &CameraSpec::of(old))?;
     }
     let t = ctx.state.now();
     let mut cfg = spec.to_config(id, t).map_err(invalid)?;
@@ -562,7 +595,7 @@ async fn put_monitor(ctx: Ctx) -> Reply {
     let cfg = match existing {
         Some(mut old) => {
             let mut spec = spec;
-            unmask(&mut spec, &CameraSpec::of(&old));
+            unmask(&mut spec, &CameraSpec::of(&old))?;
             spec.apply_to(&mut old, t).map_err(invalid)?;
             old
         }
