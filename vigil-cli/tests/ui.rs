@@ -1,7 +1,7 @@
 //! The web interface in a real browser: vigild (authentication on, the demo camera recording,
 //! GStreamer's RTSP server for the camera the script adds) driven by `tests/ui/ui.mjs` in
-//! Debian's Chromium through playwright-core. The script's screenshots of each page are left
-//! in `target/tmp/ui-screenshots/` for review.
+//! Debian's Chromium through playwright-core, with axe-core's accessibility checks. The
+//! script's screenshots of each page are left in `target/tmp/ui-screenshots/` for review.
 
 mod common;
 
@@ -18,8 +18,8 @@ const VIEWER: &str = "ui-viewer-password";
 fn the_web_interface_works_in_a_browser() {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
     assert!(
-        ui.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: `bash .ci/run` installs it (npm ci --prefix {})",
+        ui.join("node_modules/playwright-core").exists() && ui.join("node_modules/axe-core").exists(),
+        "playwright-core or axe-core is not installed: `bash .ci/run` installs them (npm ci --prefix {})",
         ui.display()
     );
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -84,6 +84,14 @@ fn the_web_interface_works_in_a_browser() {
     common::stop(daemon.take());
     assert!(out.status.success(), "{said}");
     assert!(said.contains("\nok"), "{said}");
+    // axe-core found nothing serious on each page it looked at, and it looked at them all.
+    assert!(
+        said.contains(
+            "accessibility checked: login, camera form, settings, live, camera, events, event, \
+             zones, alert rules, recordings, system, live on a phone"
+        ),
+        "{said}"
+    );
     for page in [
         "login",
         "live",

@@ -8,7 +8,8 @@
 // VIGIL_URL, RTSP_URL, ADMIN_PASSWORD, VIEWER_PASSWORD, CHROMIUM and SCREENSHOTS come from
 // vigil-cli/tests/ui.rs, which starts vigild and the RTSP server and runs this with node.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 const base = process.env.VIGIL_URL;
 const shots = process.env.SCREENSHOTS;
@@ -24,6 +25,21 @@ const problems = [];
 // Nothing here takes minutes: a hang fails the run.
 setTimeout(() => { console.error(`FAILED: still running after 8 min\n${problems.join('\n')}`); process.exit(1); }, 480000).unref();
 const step = (s) => console.log(`step: ${s}`);
+// axe-core checks each page for what keeps people from using it (labels, names, contrast,
+// keyboard order); it is given to the page through the debugger, which the page's content
+// security policy does not govern.
+const axe = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const audited = [];
+async function audit(page, name) {
+  await page.evaluate(`${axe}\n;0`);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  if (found.length) throw new Error(`accessibility, page ${name}:\n  ${found.join('\n  ')}`);
+  audited.push(name);
+}
 const check = (ok, what) => { if (!ok) throw new Error(what); };
 
 let last = null;
@@ -52,6 +68,7 @@ try {
   await page.goto(base + '/');
   await page.waitForSelector('form.login');
   await page.screenshot({ path: `${shots}/login.png` });
+  await audit(page, 'login');
   await page.fill('#username', 'admin');
   await page.fill('#password', 'not-the-password');
   await page.click('#login');
@@ -101,13 +118,16 @@ try {
   await page.fill('input[name="url"]', process.env.RTSP_URL);
   await page.fill('input[name="labels"]', 'person, car');
   await page.screenshot({ path: `${shots}/camera-form.png` });
+  await audit(page, 'camera form');
   await page.click('#save-camera');
   await page.waitForSelector('#cameras tr[data-camera="porch"]');
   await page.waitForSelector('#notice:has-text("porch added.")');
   await page.screenshot({ path: `${shots}/settings.png` });
+  await audit(page, 'settings');
   await page.click('a[data-nav="live"]');
   await moving('porch');
   await page.screenshot({ path: `${shots}/live.png` });
+  await audit(page, 'live');
 
   step('a detector toggle is saved');
   await page.click('a[data-nav="settings"]');
@@ -137,6 +157,7 @@ try {
   await page.check('input[name="zones"]');
   await page.waitForFunction(() => document.getElementById('stream').src.includes('zones=1'));
   await page.screenshot({ path: `${shots}/camera.png` });
+  await audit(page, 'camera');
 
   step('events: one arrives live, over the WebSocket');
   await page.click('a[data-nav="events"]');
@@ -145,6 +166,7 @@ try {
   await page.waitForFunction((known) => [...document.querySelectorAll('#events .event')]
     .some((e) => !known.includes(e.dataset.id)), before, { timeout: 60000 });
   await page.screenshot({ path: `${shots}/events.png` });
+  await audit(page, 'events');
 
   step('filters: a camera and a label');
   await page.selectOption('select[name="camera"]', 'demo');
@@ -176,6 +198,7 @@ try {
   if (!played.startsWith('playing')) throw new Error(`the clip did not play: ${played}`);
   await page.waitForFunction(() => { const s = document.getElementById('snapshot'); return !s || s.naturalWidth > 0; });
   await page.screenshot({ path: `${shots}/event.png` });
+  await audit(page, 'event');
 
   step('review it');
   await page.click('#review');
@@ -192,6 +215,7 @@ try {
   await page.fill('#zone-name', 'driveway');
   await page.fill('#zone-labels', 'person');
   await page.screenshot({ path: `${shots}/zones.png` });
+  await audit(page, 'zones');
   await page.click('#save-shape');
   await page.waitForSelector('#shapes li:has-text("Zone driveway")');
   const zones = await page.evaluate(async () => (await (await fetch('/api/cameras/demo/zones')).json()));
@@ -254,6 +278,7 @@ try {
   const matched = await page.textContent('#notice');
   check(!/matches 0 of/.test(matched), `the rule matched nothing: ${matched}`);
   await page.screenshot({ path: `${shots}/alerts.png` });
+  await audit(page, 'alert rules');
 
   step('recordings: scrub a segment, play it, play a range');
   let rows = 0;
@@ -275,6 +300,7 @@ try {
   await page.waitForFunction(() => document.querySelector('#recordings tr[data-sprite] canvas')?.dataset.tile === '9', null, { timeout: 10000 })
     .catch(async () => { throw new Error(`the scrubber shows tile ${await scrub.getAttribute('data-tile')} at the right edge`); });
   await page.screenshot({ path: `${shots}/recordings.png` });
+  await audit(page, 'recordings');
   const plays = async (what) => page.$eval('#player', (v) => new Promise((resolve) => {
     const done = (s) => resolve(`${s} ${v.currentTime.toFixed(2)} ${v.videoWidth}x${v.videoHeight}`);
     if (!v.paused && v.readyState >= 3) { done('playing'); return; }
@@ -308,6 +334,7 @@ try {
   });
   await page.waitForSelector('#log li:has-text("hello from the browser test")', { timeout: 20000 });
   await page.screenshot({ path: `${shots}/system.png` });
+  await audit(page, 'system');
 
   step('log out');
   await page.click('#logout');
@@ -320,7 +347,14 @@ try {
 
   step('a viewer: no settings or system page, no review or delete');
   const phone = await open({ width: 390, height: 844 });
-  await login(phone.page, 'viewer', process.env.VIEWER_PASSWORD);
+  // With the keyboard only: the form starts at the user field.
+  await phone.page.goto(base + '/');
+  await phone.page.waitForSelector('form.login');
+  await phone.page.keyboard.type('viewer');
+  await phone.page.keyboard.press('Tab');
+  await phone.page.keyboard.type(process.env.VIEWER_PASSWORD);
+  await phone.page.keyboard.press('Enter');
+  await phone.page.waitForSelector('#grid img');
   check(!(await phone.page.isVisible('a[data-nav="system"]')), 'a viewer sees the system link');
   check(!(await phone.page.isVisible('a[data-nav="settings"]')), 'a viewer sees the settings link');
   for (const page of ['system', 'settings', 'settings/zones/demo', 'settings/accounts']) {
@@ -333,12 +367,17 @@ try {
   const refused = await phone.page.evaluate(async () => (await fetch('/api/accounts', { headers: { 'X-Requested-With': 'test' } })).status);
   check(refused === 403, `a viewer asking for the accounts got ${refused}`);
   problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('403')));
-  await phone.page.goto(`${base}/#/event/${id}`);
+  // An event opened with the keyboard from the list (of reviewed ones: it was reviewed above).
+  await phone.page.goto(`${base}/#/events?reviewed=1`);
+  await phone.page.waitForSelector(`#events .event[data-id="${id}"]`);
+  await phone.page.focus(`#events .event[data-id="${id}"]`);
+  await phone.page.keyboard.press('Enter');
   await phone.page.waitForSelector('#clip');
   if (await phone.page.$('#review')) throw new Error('a viewer can review');
   await phone.page.goto(`${base}/#/live`);
   await phone.page.waitForSelector('#grid img');
   await phone.page.screenshot({ path: `${shots}/live-phone.png` });
+  await audit(phone.page, 'live on a phone');
 
   step('the session ends: the page says so');
   await phone.context.clearCookies();
@@ -348,6 +387,7 @@ try {
   await phone.context.close();
 
   if (problems.length) throw new Error(`errors in the page:\n${problems.join('\n')}`);
+  console.log(`accessibility checked: ${audited.join(', ')}`);
   console.log('ok');
 } catch (e) {
   console.error(`FAILED: ${e.message}`);
