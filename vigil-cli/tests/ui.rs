@@ -88,7 +88,8 @@ fn the_web_interface_works_in_a_browser() {
     assert!(
         said.contains(
             "accessibility checked: login, camera form, settings, live, camera, events, event, \
-             zones, alert rules, recordings, system, live on a phone"
+             zones, alert rules, recordings, system, live on a phone, settings-phone, \
+             zones-phone, recordings-phone, system-phone"
         ),
         "{said}"
     );

@@ -600,7 +600,7 @@ async function showSystem() {
   const perCamera = storage ? Object.entries(storage.by_camera || {}).map(([cam, s]) =>
     h('tr', {}, h('td', { text: cam }), h('td', { text: String(s.count) }),
       h('td', { text: hours(s.duration_us) }), h('td', { text: bytes(s.size_bytes) }))) : [];
-  const log = h('ol', { id: 'log', class: 'log', 'aria-label': 'Live log, newest first' });
+  const log = h('ol', { id: 'log', class: 'log', tabindex: 0, 'aria-label': 'Live log, newest first' });
   const line = (level, time, source, message) => h('li', { class: `lvl-${level.toLowerCase()}` },
     h('time', { text: localTime(time) }), ' ', h('b', { text: level.toUpperCase() }), ' ',
     h('span', { class: 'dim', text: source }), ' ', message);
@@ -1138,6 +1138,11 @@ document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDe
 
 (async () => {
   try {
+    // Whether the login cookie is still good, asked where no answer is a 401 (a refused
+    // request would show as an error in the browser's console at every visit).
+    const r = await fetch('/auth/status', { headers: { 'X-Requested-With': 'vigil-ui' } });
+    const st = r.ok ? await r.json() : { enabled: true, valid: null };
+    if (st.enabled && st.valid !== true) throw new Error('not logged in');
     await startSession();
     route();
   } catch (_) {
