@@ -67,6 +67,83 @@ pub struct Args {
     /// listening on a loopback address (127.0.0.1, ::1).
     #[arg(long)]
     no_auth: bool,
+    /// MQTT broker to publish to, `mqtt://[USER[:PASSWORD]@]HOST[:PORT]` (port 1883 unless
+    /// given): events, states and counts (`docs/mqtt.md`). It wins over the file's `[mqtt]`
+    /// host, port and login; the file's other `[mqtt]` keys stay.
+    #[arg(long, env = "VIGIL_MQTT", value_parser = mqtt_url)]
+    mqtt: Option<MqttUrl>,
+}
+
+/// A broker's address as `--mqtt` gives it.
+#[derive(Clone, Debug, PartialEq)]
+struct MqttUrl {
+    host: String,
+    port: u16,
+    login: Option<(String, Option<String>)>,
+}
+
+impl MqttUrl {
+    /// `file`'s settings (or the defaults) with this broker.
+    fn over(&self, file: Option<&vigil_http::mqtt::MqttConfig>) -> vigil_http::mqtt::MqttConfig {
+        let mut c = file.cloned().unwrap_or_default();
+        c.host.clone_from(&self.host);
+        c.port = self.port;
+        if let Some((user, password)) = &self.login {
+            c.user = Some(user.clone());
+            c.password.clone_from(password);
+        }
+        c
+    }
+}
+
+fn mqtt_url(s: &str) -> Result<MqttUrl, String> {
+    let rest = s
+        .strip_prefix("mqtt://")
+        .or_else(|| s.strip_prefix("tcp://"))
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not an mqtt:// URL (mqtt://HOST:PORT; TLS brokers are not supported yet)"
+            )
+        })?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (login, at) = match rest.rsplit_once('@') {
+        Some((l, a)) => {
+            let login = match l.split_once(':') {
+                Some((u, p)) => (u.to_owned(), Some(p.to_owned())),
+                None => (l.to_owned(), None),
+            };
+            (Some(login), a)
+        }
+        None => (None, rest),
+    };
+    // An IPv6 address is in brackets: [::1]:1883.
+    let (host, port) = match at.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: an IPv6 address needs its closing ]"))?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match at.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (at, None),
+        },
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("{s:?} names no broker host"));
+    }
+    let port = match port {
+        None => 1883,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("{p:?} is not a port (1-65535)")),
+        },
+    };
+    Ok(MqttUrl {
+        host: host.to_owned(),
+        port,
+        login,
+    })
 }
 
 /// Runs vigild with the process's arguments: what the `vigild` binary does.
@@ -191,7 +268,12 @@ fn run(
         } else {
             state.with_auth(first_admin(store.clone()).await?)
         };
-        let state = match &cfg.mqtt {
+        // The broker: --mqtt over the file's [mqtt].
+        let mqtt_config = match &args.mqtt {
+            Some(url) => Some(url.over(cfg.mqtt.as_ref())),
+            None => cfg.mqtt.clone(),
+        };
+        let state = match &mqtt_config {
             Some(m) => state.with_mqtt(m.clone()),
             None => state,
         };
@@ -208,7 +290,7 @@ fn run(
         };
         // MQTT connects in the background: a broker that is away is retried, and the
         // cameras do not wait for it.
-        let mqtt = match &cfg.mqtt {
+        let mqtt = match &mqtt_config {
             Some(m) => Some(
                 vigil_http::mqtt::Mqtt::start(state.clone(), m)
                     .map_err(|e| anyhow::anyhow!("mqtt.{e}"))?,
@@ -371,4 +453,46 @@ async fn shutdown_signal() {
         }
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_urls_are_read_and_bad_ones_named() {
+        let u = mqtt_url("mqtt://broker.lan").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.login),
+            ("broker.lan", 1883, None)
+        );
+        let u = mqtt_url("mqtt://ha:s3cr:t@10.0.0.2:1884/").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("10.0.0.2", 1884));
+        assert_eq!(u.login, Some(("ha".into(), Some("s3cr:t".into()))));
+        assert_eq!(mqtt_url("tcp://[::1]:1885").unwrap().host, "::1");
+        for (bad, says) in [
+            ("broker.lan:1883", "not an mqtt:// URL"),
+            ("mqtts://broker.lan", "not an mqtt:// URL"),
+            ("mqtt://broker.lan:http", "\"http\" is not a port"),
+            ("mqtt://broker.lan:0", "is not a port"),
+            ("mqtt://:1883", "names no broker host"),
+            ("mqtt://[::1:1883", "closing ]"),
+        ] {
+            let e = mqtt_url(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_flag_keeps_the_files_other_mqtt_keys() {
+        let file = vigil_http::mqtt::MqttConfig {
+            topic_prefix: "frigate".into(),
+            user: Some("old".into()),
+            ..Default::default()
+        };
+        let c = mqtt_url("mqtt://b:1999").unwrap().over(Some(&file));
+        assert_eq!((c.host.as_str(), c.port), ("b", 1999));
+        assert_eq!(c.topic_prefix, "frigate");
+        assert_eq!(c.user.as_deref(), Some("old"));
+    }
 }

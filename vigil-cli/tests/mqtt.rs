@@ -146,3 +146,52 @@ fn vigild_publishes_its_demo_camera_and_obeys_commands() {
     stop(child);
     sub.expect("frigate/available", 10, |p| p == "offline");
 }
+
+/// `vigild --mqtt URL` with no config file: the default prefix, the motion sensor as
+/// Frigate's ON/OFF (motion is in no count), the review status; a bad URL is named.
+#[test]
+fn the_mqtt_flag_is_enough_and_motion_is_a_sensor() {
+    let broker = Mosquitto::start();
+    let sub = Sub::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let child = start_with(&dir.path().join("data"), port, &["--demo", "--mqtt", &url]);
+    sub.expect("vigil/available", 20, |p| p == "online");
+    // In any order (retained topics come again on each connection): nothing to review and
+    // no object counted (motion is not an object), and the motion sensor on, as the demo
+    // scene always moves.
+    let mut want = vec![
+        ("vigil/demo/review_status", "NONE"),
+        ("vigil/demo/all", "0"),
+        ("vigil/demo/motion", "ON"),
+    ];
+    let end = Instant::now() + Duration::from_secs(30);
+    while !want.is_empty() {
+        let left = end.saturating_duration_since(Instant::now());
+        let (t, p) = sub
+            .rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("still waiting for {want:?}"));
+        let p = String::from_utf8_lossy(&p);
+        if t == "vigil/demo/motion" {
+            assert!(p == "ON" || p == "OFF", "vigil/demo/motion is {p:?}");
+        }
+        if t == "vigil/demo/all" {
+            assert_eq!(p, "0", "motion was counted as an object");
+        }
+        want.retain(|(wt, wp)| !(t == *wt && p == *wp));
+    }
+    stop(child);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigild"))
+        .args(["--mqtt", "broker.lan:1883"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"broker.lan:1883\" is not an mqtt:// URL"),
+        "{err}"
+    );
+}

@@ -193,9 +193,11 @@ async fn every_endpoint_family_answers_with_the_right_content() {
         (st == 200).then_some(())
     });
     // The zone just added restarted the camera's pipeline: the stream's first frame may take
-    // a few seconds; from then on, 4 a second.
+    // a few seconds; from then on, 4 a second at most. The cap is what is checked; below it,
+    // a machine loaded by the rest of the suite may analyse fewer frames than the camera
+    // sends, so only a flowing stream is asked for.
     let (n, first) = mjpeg(port, "/api/front?fps=4&h=120", 4.0);
-    assert!((12..=18).contains(&n), "{n} frames in 4 s at 4 fps");
+    assert!((6..=18).contains(&n), "{n} frames in 4 s at 4 fps");
     assert_eq!(jpeg_size(&first).1, 120);
     let (st, ct, jpeg) = get_bytes(&format!("{base}/api/front/latest.jpg?h=240&bbox=1"), &[]);
     assert_eq!((st, ct.as_str()), (200, "image/jpeg"));

@@ -17,6 +17,10 @@ use crate::motion::{MotionDetector, MotionOptions, MotionResult};
 use crate::registry::{Backend, DetectorRegistry};
 use crate::tracker::{filter_detections, ObjectTracker, TrackerOptions};
 
+/// The label of what a motion-only camera follows: moving areas, not objects (events and
+/// detections carry it; MQTT keeps it out of the object counts).
+pub const MOTION_LABEL: &str = "motion";
+
 /// What finds the objects.
 #[derive(Clone)]
 pub enum DetectMode {
@@ -133,7 +137,7 @@ impl Analyzer {
                 .boxes
                 .iter()
                 .map(|b| ObjectDetection {
-                    label: "motion".to_owned(),
+                    label: MOTION_LABEL.to_owned(),
                     score: 1.0,
                     bbox: *b,
                 })

@@ -49,7 +49,9 @@ pub mod timelapse;
 pub mod tracker;
 pub mod yolo;
 
-pub use analyzer::{analyzer_factory, Analysis, Analyzer, AnalyzerOptions, DetectMode};
+pub use analyzer::{
+    analyzer_factory, Analysis, Analyzer, AnalyzerOptions, DetectMode, MOTION_LABEL,
+};
 pub use art::{make_art, run_art, Art, ArtOptions};
 pub use decode::{DecodeOptions, FrameDecoder};
 pub use events::EventManager;

@@ -41,6 +41,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use vigil_core::{CameraConfig, CameraId, Detection, Event, EventId, Mutation, TriggerKind};
+use vigil_detect::MOTION_LABEL as MOTION;
 
 use crate::auth::Principal;
 use crate::{lock, AppState};
@@ -627,7 +628,8 @@ async fn resync(shared: &Shared, state: &AppState, live: &mut Live) {
         live.cameras = cams.into_iter().map(|c| (c.id.clone(), c)).collect();
         for c in live.cameras.values() {
             switch_states(shared, c);
-            for label in c.detect.labels.iter().map(String::as_str).chain(["all"]) {
+            let labels = c.detect.labels.iter().map(String::as_str);
+            for label in labels.filter(|l| *l != MOTION).chain(["all"]) {
                 live.counts.insert(shared.topic(&format!(
                     "{}/{}",
                     level(c.id.as_str()),
@@ -791,10 +793,41 @@ fn remember_end(live: &mut Live, id: EventId) {
     }
 }
 
-/// Publishes the counts that changed: per camera and zone, per label and `all`.
+/// Labels whose events are alerts in Frigate's review (the rest are detections).
+const ALERT_LABELS: [&str; 2] = ["person", "car"];
+
+/// Publishes what changed of the live state: per camera `motion` (ON while a motion event is
+/// in progress) and `review_status` (ALERT, DETECTION or NONE, from the objects in
+/// progress); per camera and zone, the counts per label and `all`. Motion is not an object:
+/// it is in no count (`P/<camera>/motion` is the motion sensor, not a count).
 fn counts(shared: &Shared, live: &mut Live) {
+    for id in live.cameras.keys() {
+        let here = || {
+            live.active
+                .values()
+                .map(|(e, _)| e)
+                .filter(|e| e.camera == *id)
+        };
+        let moving = here().any(|e| e.label == MOTION);
+        let review = if here().any(|e| ALERT_LABELS.contains(&e.label.as_str())) {
+            "ALERT"
+        } else if here().any(|e| e.label != MOTION) {
+            "DETECTION"
+        } else {
+            "NONE"
+        };
+        let cam = level(id.as_str());
+        shared.retain(
+            shared.topic(&format!("{cam}/motion")),
+            Bytes::from_static(if moving { b"ON" } else { b"OFF" }),
+        );
+        shared.retain(
+            shared.topic(&format!("{cam}/review_status")),
+            Bytes::from_static(review.as_bytes()),
+        );
+    }
     let mut now: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    for (e, _) in live.active.values() {
+    for (e, _) in live.active.values().filter(|(e, _)| e.label != MOTION) {
         let scopes = std::iter::once(e.camera.as_str()).chain(e.zones.iter().map(String::as_str));
         for scope in scopes {
             for label in [e.label.as_str(), "all"] {

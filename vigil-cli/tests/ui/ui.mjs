@@ -173,8 +173,8 @@ try {
   await page.fill('input[name="label"]', 'motion');
   await page.click('form.filters button[type="submit"]');
   await page.waitForFunction(() => location.hash.includes('label=motion'));
-  await page.waitForFunction(() => document.querySelector('select[name="camera"]').value === 'demo'
-    && document.querySelector('#events[data-loaded]'));
+  // The new list, not the one still shown while it loads.
+  await page.waitForSelector('#events[data-loaded*="labels=motion"][data-loaded*="cameras=demo"]');
   const labels = await page.$$eval('#events .event .label', (els) => els.map((e) => e.textContent));
   if (!labels.length || labels.some((l) => l !== 'motion')) throw new Error(`filtered rows: ${labels}`);
 

@@ -369,7 +369,8 @@ async function showEvents() {
     more.hidden = !page.next_cursor;
     more.onclick = () => load(page.next_cursor).catch(report);
     if (!list.children.length) list.append(h('p', { id: 'no-events', text: 'No events.' }));
-    list.dataset.loaded = 'yes';
+    // What was asked, for whoever waits for this list rather than the one before it.
+    list.dataset.loaded = q.toString();
   };
   await load();
   if (view !== state.view) return;
