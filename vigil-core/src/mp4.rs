@@ -497,9 +497,9 @@ fn patch_durations(f: &mut File, fields: &[(u64, u8)], duration: u64) -> Result<
 // ---------------------------------------------------------------------------------------------
 // Reading.
 
-/// Lists the samples of the MP4 file at `path`.
-pub fn read(path: &Path) -> Result<Mp4Info> {
-    let mut f = File::open(path).map_err(|e| {
+/// Opens `path`: `NotFound` when it is not there.
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| {
         Error::new(
             if e.kind() == io::ErrorKind::NotFound {
                 ErrorKind::NotFound
@@ -508,7 +508,12 @@ pub fn read(path: &Path) -> Result<Mp4Info> {
             },
             format!("open {}: {e}", path.display()),
         )
-    })?;
+    })
+}
+
+/// Lists the samples of the MP4 file at `path`.
+pub fn read(path: &Path) -> Result<Mp4Info> {
+    let mut f = open(path)?;
     let len = f.metadata().map_err(io_err("stat"))?.len();
     read_boxes(&mut f, len)
         .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))
@@ -517,6 +522,43 @@ pub fn read(path: &Path) -> Result<Mp4Info> {
 /// Lists the samples of an MP4 file held in memory (what [`read`] does for a path).
 pub fn parse(bytes: &[u8]) -> Result<Mp4Info> {
     read_boxes(&mut io::Cursor::new(bytes), bytes.len() as u64)
+}
+
+/// Where the init segment (`ftyp`, `moov`) of the fragmented file at `path` ends: the offset
+/// of its first `moof`, and the file's length. HLS plays a recorded segment as its two parts,
+/// the init segment (`EXT-X-MAP`) and the fragments. `None` when the file has no fragment
+/// (a progressive MP4, or a segment cut before its first fragment).
+pub fn init_len(path: &Path) -> Result<Option<(u64, u64)>> {
+    let mut f = open(path)?;
+    let len = f.metadata().map_err(io_err("stat"))?.len();
+    let mut at = 0u64;
+    while at + 8 <= len {
+        f.seek(SeekFrom::Start(at)).map_err(io_err("seek"))?;
+        let mut head = [0u8; 16];
+        let n = if at + 16 <= len { 16 } else { 8 };
+        f.read_exact(&mut head[..n]).map_err(io_err("read"))?;
+        let [a, b, c, d, t0, t1, t2, t3, ..] = head;
+        let size = match u32::from_be_bytes([a, b, c, d]) {
+            // The size is in the next 8 bytes.
+            1 if n == 16 => u64::from_be_bytes([
+                head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
+            ]),
+            // To the end of the file.
+            0 => len - at,
+            s => u64::from(s),
+        };
+        if &[t0, t1, t2, t3] == b"moof" {
+            return Ok(Some((at, len)));
+        }
+        if size < 8 {
+            return Err(Error::new(
+                ErrorKind::DataLoss,
+                format!("{}: a box of {size} bytes at {at}", path.display()),
+            ));
+        }
+        at = at.saturating_add(size);
+    }
+    Ok(None)
 }
 
 /// Keeps what a crash left of a segment: truncates it after its last complete fragment and

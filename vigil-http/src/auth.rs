@@ -991,21 +991,95 @@ impl Auth {
             .keys
             .iter()
             .find(|k| same(&k.key_hash, &h) && k.expires_at.is_none_or(|e| e > t))?;
-        let a = db.accounts.iter().find(|a| Some(a.id) == k.owner)?;
-        let due = k
-            .last_used
-            .is_none_or(|u| t.0.saturating_sub(u.0) >= LAST_USED_EVERY.as_micros() as i64);
-        Some((
-            Principal {
-                account_id: a.id.to_string(),
-                username: a.username.clone(),
-                role: least(a.role, k.role),
-                via: via(k),
-            },
-            due.then_some(k.id),
-        ))
+        principal_of_key(&db, k, t, via)
     }
 
+    /// The JWT of a token just issued, for clients that expect one (Home Assistant's Frigate
+    /// integration reads it from the `frigate_token` cookie and only decodes it for `exp`).
+    ///
+    /// Claims: `sub` (the user), `role`, `jti` (the token's id), `iat`, `exp` (the token's
+    /// expiry) and `tok`, the token itself, whose holder the JWT is. HS256, keyed by the token:
+    /// the store, which keeps only the token's digest, holds nothing to make one with; a JWT
+    /// with any claim changed is refused; revoking or expiring the token ends it.
+    pub fn jwt(&self, issued: &Issued) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use hmac::Mac;
+        let claims = serde_json::json!({
+            "sub": issued.account.username,
+            "role": issued.account.role,
+            "jti": issued.view.id,
+            "iat": issued.view.created_at.as_secs(),
+            "exp": issued.view.expires_at.map(Timestamp::as_secs),
+            "tok": issued.token,
+        });
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = jwt_mac(&issued.token, &signed).finalize().into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    /// The principal of a JWT made by [`Auth::jwt`]: `None` when it is malformed, its
+    /// signature is wrong, or its token is revoked or expired.
+    fn principal_of_jwt(&self, jwt: &str) -> Option<(Principal, Option<ApiKeyId>)> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use hmac::Mac;
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            tok: String,
+        }
+        let (signed, sig) = jwt.rsplit_once('.')?;
+        let (_, payload) = signed.split_once('.')?;
+        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        if !claims.tok.starts_with(TOKEN_PREFIX) {
+            return None;
+        }
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        jwt_mac(&claims.tok, signed).verify_slice(&sig).ok()?;
+        self.principal_of_secret(&claims.tok, |k| Via::Bearer {
+            token_id: k.id.to_string(),
+        })
+    }
+}
+
+/// HMAC-SHA256 keyed by a token, fed `signed` (a JWT's header and payload).
+fn jwt_mac(key: &str, signed: &str) -> hmac::Hmac<Sha256> {
+    use hmac::Mac;
+    // HMAC takes a key of any length: this cannot fail.
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    mac.update(signed.as_bytes());
+    mac
+}
+
+/// The principal of key or token `k` (whose account must still be there), and the record's id
+/// when its `last_used` is due to be written again.
+fn principal_of_key(
+    db: &Db,
+    k: &ApiKey,
+    t: Timestamp,
+    via: impl FnOnce(&ApiKey) -> Via,
+) -> Option<(Principal, Option<ApiKeyId>)> {
+    let a = db.accounts.iter().find(|a| Some(a.id) == k.owner)?;
+    let due = k
+        .last_used
+        .is_none_or(|u| t.0.saturating_sub(u.0) >= LAST_USED_EVERY.as_micros() as i64);
+    Some((
+        Principal {
+            account_id: a.id.to_string(),
+            username: a.username.clone(),
+            role: least(a.role, k.role),
+            via: via(k),
+        },
+        due.then_some(k.id),
+    ))
+}
+
+impl Auth {
     /// Writes that a key or token was used now (unless it was revoked meanwhile).
     async fn touch(&self, id: ApiKeyId) {
         let t = now();
@@ -1103,6 +1177,16 @@ impl Auth {
                 .ok_or_else(|| unauthorized("the API key is not valid (unknown or revoked)"));
         }
         if let Some(t) = &creds.bearer {
+            if t.starts_with("ey") {
+                // A JWT (its header is base64 of `{"`), from `POST /api/login`.
+                let (p, due) = self.principal_of_jwt(t).ok_or_else(|| {
+                    unauthorized("the token is not valid (unknown, expired or revoked)")
+                })?;
+                if let Some(id) = due {
+                    self.touch(id).await;
+                }
+                return Ok(Some(p));
+            }
             if !t.starts_with(TOKEN_PREFIX) {
                 return Err(unauthorized(
                     "the token is not valid (unknown, expired or revoked)",

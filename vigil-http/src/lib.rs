@@ -65,7 +65,7 @@ use vigil_core::{ErrorKind, Store};
 
 pub use error::{ApiError, FieldError};
 pub use reply::{Body, Reply};
-pub use router::{Ctx, Endpoint, Router};
+pub use router::{Ctx, Endpoint, Router, FRIGATE_PREFIX};
 
 /// The version `/api/version` reports: Frigate-compatible (Home Assistant checks it is at least
 /// 0.12) with Vigil's own name after the dash.
@@ -715,6 +715,7 @@ pub fn access(method: &Method, pattern: &str) -> Access {
         ("GET", "/auth/status"),
         ("POST", "/auth/validate"),
         ("POST", "/api/auth/login"),
+        ("POST", "/api/login"),
         // The web interface's page and assets (its data comes from the API, logged in).
         ("GET", "/"),
         ("GET", "/ui/{file}"),

@@ -32,7 +32,8 @@ pub enum Tier {
 impl Tier {
     /// The tier of the endpoint `pattern`.
     pub fn of(pattern: &str) -> Tier {
-        const MEDIA_PREFIXES: &[&str] = &["/api/media/", "/clips/", "/api/recordings/file/"];
+        const MEDIA_PREFIXES: &[&str] =
+            &["/api/media/", "/clips/", "/api/recordings/file/", "/vod/"];
         const MEDIA_SUFFIXES: &[&str] = &[
             ".jpg",
             ".mp4",

@@ -11,15 +11,22 @@
 //! | `P/<camera or zone>/<label or all>` | how many such objects are in view | yes |
 //! | `P/<camera or zone>/<label or all>/active` | the same, not counting stationary ones | yes |
 //! | `P/<camera>/<label>/snapshot` | the JPEG of the newest event's best frame | yes |
-//! | `P/<camera>/<switch>/state` | `ON`/`OFF` for `detect`, `recordings`, `motion`, `snapshots`, `enabled` | yes |
+//! | `P/<camera>/<switch>/state` | `ON`/`OFF` for `detect`, `recordings`, `motion`, `snapshots`, `enabled`, `improve_contrast`, `review_alerts`, `review_detections` | yes |
+//! | `P/<camera>/motion_threshold/state`, `.../motion_contour_area/state` | the motion settings | yes |
+//! | `P/<camera>/motion` | `ON` while a motion event is in progress | yes |
+//! | `P/<camera>/review_status` | `ALERT`, `DETECTION` or `NONE` | yes |
 //! | `P/stats` | the JSON of Frigate's `/api/stats`, every `stats_interval_s` | no |
 //!
 //! and SentryShot's `sentryshot/events/tflite` and `sentryshot/events/motion`, one message per
 //! stored detection, in that document's shape with the detector's name as the source.
 //!
-//! Commands: `P/<camera>/<switch>/set` with `ON` or `OFF` patches the camera through the same
-//! handler as `PATCH /api/cameras/{camera}` (audited as `mqtt`), and a message on an MQTT
-//! trigger's topic fires or releases it.
+//! Commands: `P/<camera>/<switch>/set` with `ON` or `OFF` (and `motion_threshold/set`,
+//! `motion_contour_area/set` with a number) patches the camera through the same handler as
+//! `PATCH /api/cameras/{camera}` (audited as `mqtt`), and a message on an MQTT trigger's topic
+//! fires or releases it. `review_alerts` and `review_detections` are kept in the store's
+//! setting [`REVIEW_KEY`] and decide what `review_status` reports. Motion detection always
+//! stretches contrast, so `improve_contrast` stays `ON` (an `OFF` is refused and the state
+//! published again).
 //!
 //! While the broker is away the pipeline runs on and nothing waits for it: messages made
 //! meanwhile are dropped and counted, and the retained topics (availability, counts, snapshots,
@@ -128,8 +135,37 @@ const ENDED_MEMORY: usize = 4096;
 /// An event that ended longer ago than this (10 minutes) is history, not news.
 pub(crate) const NEWS_US: i64 = 600_000_000;
 
-/// The switches of a camera that `P/<camera>/<switch>/set` changes.
+/// The switches of a camera's settings that `P/<camera>/<switch>/set` changes.
 const SWITCHES: [&str; 5] = ["detect", "recordings", "motion", "snapshots", "enabled"];
+
+/// The store's setting of the review switches of Home Assistant's Frigate integration: JSON,
+/// per camera, `{"review_alerts": bool, "review_detections": bool}` (both on when left out).
+pub const REVIEW_KEY: &str = "mqtt.review";
+
+/// A camera's review switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+struct Review {
+    review_alerts: bool,
+    review_detections: bool,
+}
+
+impl Default for Review {
+    fn default() -> Self {
+        Review {
+            review_alerts: true,
+            review_detections: true,
+        }
+    }
+}
+
+/// The review switches of every camera, from the store (none set when unreadable).
+async fn review_switches(state: &AppState) -> BTreeMap<String, Review> {
+    match state.store().setting(REVIEW_KEY).await {
+        Ok(Some(v)) => serde_json::from_str(&v).unwrap_or_default(),
+        _ => BTreeMap::new(),
+    }
+}
 
 /// Figures of the link, for stats and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -419,15 +455,38 @@ async fn message(shared: &Shared, state: &AppState, topic: &str, payload: &[u8])
     {
         let parts: Vec<&str> = rest.split('/').collect();
         if let [camera, switch, "set"] = parts[..] {
-            command(state, camera, switch, text).await;
+            command(shared, state, camera, switch, text).await;
             return;
         }
     }
     trigger_signal(state, topic, text).await;
 }
 
-/// `P/<camera>/<switch>/set`: the camera patched as `PATCH /api/cameras/{camera}` would.
-async fn command(state: &AppState, camera: &str, switch: &str, payload: &str) {
+/// `P/<camera>/<switch>/set`: the camera patched as `PATCH /api/cameras/{camera}` would, or
+/// its review switches set.
+async fn command(shared: &Shared, state: &AppState, camera: &str, switch: &str, payload: &str) {
+    if let Some(setting) = switch.strip_prefix("motion_") {
+        let limit = match setting {
+            "threshold" => 255,
+            "contour_area" => 1_000_000,
+            _ => {
+                tracing::warn!(camera, switch, "MQTT command ignored: no such setting");
+                return;
+            }
+        };
+        match payload.parse::<u32>() {
+            Ok(n) if (1..=limit).contains(&n) => {
+                patch_camera(state, camera, switch, json!({"motion": {setting: n}})).await;
+            }
+            _ => tracing::warn!(
+                camera,
+                switch,
+                payload,
+                "MQTT command ignored: the payload must be a number within 1..={limit}"
+            ),
+        }
+        return;
+    }
     let on = match payload.to_ascii_uppercase().as_str() {
         "ON" => true,
         "OFF" => false,
@@ -447,11 +506,32 @@ async fn command(state: &AppState, camera: &str, switch: &str, payload: &str) {
         "motion" => json!({"motion": {"enabled": on}}),
         "snapshots" => json!({"snapshots": {"enabled": on}}),
         "enabled" => json!({"enabled": on}),
+        "review_alerts" | "review_detections" => {
+            set_review(state, camera, switch, on).await;
+            return;
+        }
+        "improve_contrast" => {
+            if !on {
+                tracing::warn!(
+                    camera,
+                    "MQTT command refused: motion detection always stretches contrast"
+                );
+            }
+            // The state is ON either way; say so again, so the switch shows it.
+            let topic = shared.topic(&format!("{}/improve_contrast/state", level(camera)));
+            shared.send(topic, QoS::AtLeastOnce, true, on_off(true));
+            return;
+        }
         _ => {
-            tracing::warn!(camera, switch, "MQTT command ignored: no such switch (detect, recordings, motion, snapshots, enabled)");
+            tracing::warn!(camera, switch, "MQTT command ignored: no such switch (detect, recordings, motion, snapshots, enabled, improve_contrast, review_alerts, review_detections)");
             return;
         }
     };
+    patch_camera(state, camera, switch, patch).await;
+}
+
+/// `PATCH /api/cameras/{camera}` with `patch`, as the service `mqtt`.
+async fn patch_camera(state: &AppState, camera: &str, switch: &str, patch: Value) {
     let path = format!(
         "/api/cameras/{}",
         percent_encoding::utf8_percent_encode(camera, percent_encoding::NON_ALPHANUMERIC)
@@ -468,6 +548,56 @@ async fn command(state: &AppState, camera: &str, switch: &str, payload: &str) {
     {
         tracing::warn!(camera, switch, err = %e.message(), "MQTT command refused");
     }
+}
+
+/// Sets a review switch of `camera` in the store's setting [`REVIEW_KEY`] (the feed publishes
+/// the change), with an audit entry as `mqtt`.
+async fn set_review(state: &AppState, camera: &str, switch: &str, on: bool) {
+    let id = match CameraId::new(camera) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(camera, err = %e, "MQTT command ignored");
+            return;
+        }
+    };
+    let known = matches!(state.store().camera(&id).await, Ok(Some(_)));
+    let outcome = if known {
+        let mut all = review_switches(state).await;
+        let r = all.entry(camera.to_owned()).or_default();
+        if switch == "review_alerts" {
+            r.review_alerts = on;
+        } else {
+            r.review_detections = on;
+        }
+        let value = serde_json::to_string(&all).unwrap_or_default();
+        let put = Mutation::PutSetting {
+            key: REVIEW_KEY.into(),
+            value,
+        };
+        match state.store().apply(put.into()).await {
+            Ok(()) => vigil_core::Outcome::Success,
+            Err(e) => {
+                tracing::warn!(camera, switch, err = %e, "MQTT command not saved");
+                vigil_core::Outcome::Failure
+            }
+        }
+    } else {
+        tracing::warn!(camera, switch, "MQTT command ignored: no such camera");
+        vigil_core::Outcome::Failure
+    };
+    state
+        .record_audit(|aid, time| vigil_core::AuditEntry {
+            id: aid,
+            time,
+            actor: "mqtt".into(),
+            action: format!("MQTT {camera}/{switch}/set"),
+            resource_type: "cameras".into(),
+            resource_id: Some(camera.to_owned()),
+            ip: None,
+            outcome,
+            details_json: json!({ switch: on }).to_string(),
+        })
+        .await;
 }
 
 /// A message on a topic some MQTT triggers listen to: each fires on its `on_payload` and
@@ -560,6 +690,8 @@ struct Live {
     counts: BTreeSet<String>,
     /// Cameras by id (detect size, name, labels).
     cameras: HashMap<CameraId, CameraConfig>,
+    /// The review switches of the cameras that have them set.
+    review: BTreeMap<String, Review>,
 }
 
 /// Turns the store's changes into messages.
@@ -599,8 +731,17 @@ async fn feed(
                     sentryshot(&shared, &live, d, &source);
                 }
                 Mutation::PutCamera(c) => {
-                    switch_states(&shared, c);
+                    switch_states(&shared, c, &live.review);
+                    zero_counts(&shared, &mut live, c);
                     live.cameras.insert(c.id.clone(), (**c).clone());
+                    recount = true;
+                }
+                Mutation::PutSetting { key, value } if key == REVIEW_KEY => {
+                    live.review = serde_json::from_str(value).unwrap_or_default();
+                    for c in live.cameras.values() {
+                        switch_states(&shared, c, &live.review);
+                    }
+                    recount = true;
                 }
                 Mutation::DeleteCamera(id) => {
                     live.cameras.remove(id);
@@ -624,19 +765,13 @@ async fn feed(
 /// (every tracked label of a camera from 0, so that sensors have a state before the first
 /// object).
 async fn resync(shared: &Shared, state: &AppState, live: &mut Live) {
+    live.review = review_switches(state).await;
     if let Ok(cams) = state.store().cameras().await {
-        live.cameras = cams.into_iter().map(|c| (c.id.clone(), c)).collect();
-        for c in live.cameras.values() {
-            switch_states(shared, c);
-            let labels = c.detect.labels.iter().map(String::as_str);
-            for label in labels.filter(|l| *l != MOTION).chain(["all"]) {
-                live.counts.insert(shared.topic(&format!(
-                    "{}/{}",
-                    level(c.id.as_str()),
-                    level(label)
-                )));
-            }
+        for c in &cams {
+            switch_states(shared, c, &live.review);
+            zero_counts(shared, live, c);
         }
+        live.cameras = cams.into_iter().map(|c| (c.id.clone(), c)).collect();
     }
     if let Ok(ts) = state.store().triggers().await {
         set_trigger_topics(shared, ts.iter());
@@ -678,18 +813,61 @@ fn on_off(b: bool) -> Bytes {
     Bytes::from_static(if b { b"ON" } else { b"OFF" })
 }
 
-/// `P/<camera>/<switch>/state` for each switch.
-fn switch_states(shared: &Shared, c: &CameraConfig) {
-    for (switch, on) in SWITCHES.into_iter().zip([
+/// Makes the count topics of every tracked label of camera `c` and of each of its zones (and
+/// `all`) known, so that they are published from 0 before the first object.
+fn zero_counts(shared: &Shared, live: &mut Live, c: &CameraConfig) {
+    let labels: Vec<&str> = c
+        .detect
+        .labels
+        .iter()
+        .map(String::as_str)
+        .filter(|l| *l != MOTION)
+        .chain(["all"])
+        .collect();
+    let zones = c.zones.iter().filter(|z| z.enabled);
+    let scopes = std::iter::once((c.id.as_str(), labels.clone())).chain(zones.map(|z| {
+        let only: Vec<&str> = if z.labels.is_empty() {
+            labels.clone()
+        } else {
+            z.labels.iter().map(String::as_str).chain(["all"]).collect()
+        };
+        (z.name.as_str(), only)
+    }));
+    for (scope, labels) in scopes {
+        for label in labels {
+            live.counts
+                .insert(shared.topic(&format!("{}/{}", level(scope), level(label))));
+        }
+    }
+}
+
+/// `P/<camera>/<switch>/state` for each switch, and the motion settings' states.
+fn switch_states(shared: &Shared, c: &CameraConfig, review: &BTreeMap<String, Review>) {
+    let r = review.get(c.id.as_str()).copied().unwrap_or_default();
+    let cam = level(c.id.as_str());
+    let switches =
+        SWITCHES
+            .into_iter()
+            .chain(["improve_contrast", "review_alerts", "review_detections"]);
+    for (switch, on) in switches.zip([
         c.detect.enabled,
         c.record.enabled,
         c.motion.enabled,
         c.snapshots.enabled,
         c.enabled,
+        true,
+        r.review_alerts,
+        r.review_detections,
     ]) {
+        shared.retain(shared.topic(&format!("{cam}/{switch}/state")), on_off(on));
+    }
+    for (name, v) in [
+        ("motion_threshold", u32::from(c.motion.threshold)),
+        ("motion_contour_area", c.motion.contour_area),
+    ] {
         shared.retain(
-            shared.topic(&format!("{}/{switch}/state", level(c.id.as_str()))),
-            on_off(on),
+            shared.topic(&format!("{cam}/{name}/state")),
+            Bytes::from(v.to_string()),
         );
     }
 }
@@ -809,9 +987,11 @@ fn counts(shared: &Shared, live: &mut Live) {
                 .filter(|e| e.camera == *id)
         };
         let moving = here().any(|e| e.label == MOTION);
-        let review = if here().any(|e| ALERT_LABELS.contains(&e.label.as_str())) {
+        let r = live.review.get(id.as_str()).copied().unwrap_or_default();
+        let review = if r.review_alerts && here().any(|e| ALERT_LABELS.contains(&e.label.as_str()))
+        {
             "ALERT"
-        } else if here().any(|e| e.label != MOTION) {
+        } else if r.review_detections && here().any(|e| e.label != MOTION) {
             "DETECTION"
         } else {
             "NONE"

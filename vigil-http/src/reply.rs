@@ -168,17 +168,50 @@ pub async fn file(path: &Path, content_type: &str, req_headers: &HeaderMap) -> R
     open_file(f, content_type, req_headers).await
 }
 
-/// [`file`] for a file already open (one made for this request and already unlinked).
-pub async fn open_file(
-    mut f: tokio::fs::File,
+/// [`file`] for the bytes `start..end` of the file at `path` only (the init segment of a
+/// recording, say), served as if they were the whole file.
+pub async fn file_part(
+    path: &Path,
+    start: u64,
+    end: u64,
     content_type: &str,
     req_headers: &HeaderMap,
 ) -> Reply {
+    let f = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found("the file is gone"))
+        }
+        Err(e) => return Err(ApiError::io("opening a media file", e)),
+    };
+    send_file(
+        f,
+        start,
+        end.saturating_sub(start),
+        content_type,
+        req_headers,
+    )
+    .await
+}
+
+/// [`file`] for a file already open (one made for this request and already unlinked).
+pub async fn open_file(f: tokio::fs::File, content_type: &str, req_headers: &HeaderMap) -> Reply {
     let len = f
         .metadata()
         .await
         .map_err(|e| ApiError::io("reading a media file's size", e))?
         .len();
+    send_file(f, 0, len, content_type, req_headers).await
+}
+
+/// Serves the `len` bytes of `f` from `base` on, honouring a `Range` header over them.
+async fn send_file(
+    mut f: tokio::fs::File,
+    base: u64,
+    len: u64,
+    content_type: &str,
+    req_headers: &HeaderMap,
+) -> Reply {
     let range = parse_range(
         req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
@@ -198,7 +231,7 @@ pub async fn open_file(
         }
     };
     // Always: a file just written through a clone of this handle shares its offset.
-    f.seek(SeekFrom::Start(start))
+    f.seek(SeekFrom::Start(base + start))
         .await
         .map_err(|e| ApiError::io("seeking in a media file", e))?;
     let (tx, body) = ChannelBody::channel(2);

@@ -151,6 +151,12 @@ impl Ctx {
     }
 }
 
+/// The prefix under which Vigil answers as Frigate does (the base URL a user gives Home
+/// Assistant's Frigate integration is `http://host:5000/frigate`). Every path under it is the
+/// root's, except those registered under it, which give Frigate's shape where the canonical
+/// API's differs (the events list).
+pub const FRIGATE_PREFIX: &str = "/frigate";
+
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
@@ -237,7 +243,30 @@ impl Router {
         self.table.iter().flat_map(|(_, eps)| eps.iter())
     }
 
+    /// The endpoint of `method path`. Under [`FRIGATE_PREFIX`], the root's endpoint for the
+    /// rest of the path, or the endpoint registered under the prefix for the same pattern,
+    /// where Frigate's shape differs from the canonical one.
     pub(crate) fn find(&self, method: &Method, path: &str) -> Found<'_> {
+        let Some(rest) = path
+            .strip_prefix(FRIGATE_PREFIX)
+            .filter(|r| r.starts_with('/'))
+        else {
+            return self.find_at(method, path);
+        };
+        match self.find_at(method, rest) {
+            Found::Endpoint(ep, params) => {
+                let own = self
+                    .table
+                    .iter()
+                    .find(|(p, _)| p.strip_prefix(FRIGATE_PREFIX) == Some(ep.pattern))
+                    .and_then(|(_, eps)| eps.iter().find(|e| e.method == ep.method));
+                Found::Endpoint(own.unwrap_or(ep), params)
+            }
+            other => other,
+        }
+    }
+
+    fn find_at(&self, method: &Method, path: &str) -> Found<'_> {
         let Ok(m) = self.paths.at(path) else {
             return Found::Nothing;
         };

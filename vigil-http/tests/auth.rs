@@ -33,6 +33,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/auth/status"),
     ("POST", "/auth/validate"),
     ("POST", "/api/auth/login"),
+    // Frigate's login, for Home Assistant's integration.
+    ("POST", "/api/login"),
     // The web interface's page and assets: a login form; its data needs a login.
     ("GET", "/"),
     ("GET", "/ui/{file}"),

@@ -18,7 +18,7 @@ pub use analysis::{
 pub use camera_task::{CameraTask, CameraTaskOptions};
 pub use clip::{event_clip_range, write_clip, write_event_clip, ClipInfo};
 pub use live::{LiveFrame, LiveHub, LiveReceiver};
-pub use nvr::{CameraFactory, CameraStatus, Nvr, NvrOptions};
+pub use nvr::{CameraFactory, CameraStatus, ManualEvent, Nvr, NvrOptions};
 pub use recorder::{
     art_paths, reconcile, segment_path, Recorder, RecorderInput, RecorderOptions, RecorderStats,
 };

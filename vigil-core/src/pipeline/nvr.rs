@@ -87,13 +87,35 @@ fn trigger_event(
     cfg: &CameraConfig,
     now: crate::time::Timestamp,
 ) -> crate::model::Event {
+    let records = cfg.record.enabled && cfg.record.mode != crate::model::RecordMode::Off;
+    whole_picture_event(
+        id,
+        cfg,
+        "trigger".to_owned(),
+        Some(t.name.clone()),
+        1.0,
+        now,
+        records,
+    )
+}
+
+/// An event opened at `now` on the whole picture of camera `cfg`, not by detection.
+fn whole_picture_event(
+    id: EventId,
+    cfg: &CameraConfig,
+    label: String,
+    sub_label: Option<String>,
+    score: f32,
+    now: crate::time::Timestamp,
+    has_clip: bool,
+) -> crate::model::Event {
     crate::model::Event {
         id,
         camera: cfg.id.clone(),
-        label: "trigger".to_owned(),
-        sub_label: Some(t.name.clone()),
-        score: 1.0,
-        top_score: 1.0,
+        label,
+        sub_label,
+        score,
+        top_score: score,
         start_time: now,
         end_time: None,
         zones: Vec::new(),
@@ -104,7 +126,7 @@ fn trigger_event(
             x2: 1.0,
             y2: 1.0,
         },
-        has_clip: cfg.record.enabled && cfg.record.mode != crate::model::RecordMode::Off,
+        has_clip,
         has_snapshot: false,
         retain: false,
         review: crate::model::ReviewStatus::Unreviewed,
@@ -114,6 +136,22 @@ fn trigger_event(
         stationary: false,
         detection_count: 0,
     }
+}
+
+/// An event made by a person or a program rather than by detection (Frigate's
+/// `POST /api/events/<camera>/<label>/create`, Home Assistant's `frigate.create_event`).
+#[derive(Clone, Debug)]
+pub struct ManualEvent {
+    /// What it is (`doorbell`, `person`...).
+    pub label: String,
+    /// A finer name, shown next to the label.
+    pub sub_label: Option<String>,
+    /// Its score (`1.0` when not given).
+    pub score: f32,
+    /// How long it lasts; `None` keeps it open until [`Nvr::end_event`].
+    pub duration: Option<std::time::Duration>,
+    /// Whether the camera records while it lasts (and the event has a clip).
+    pub include_recording: bool,
 }
 
 /// Every camera at work, and retention. Start it once per data directory.
@@ -407,6 +445,100 @@ impl Nvr {
             }
         }
         Ok(self.triggers.state(trigger.id))
+    }
+
+    /// Opens a [`ManualEvent`] on `camera` now. With a duration it ends by itself that long
+    /// after; without one it stays open until [`Nvr::end_event`]. While it is open and records,
+    /// the camera keeps recording (renewed every second, as a trigger does). An event left
+    /// open when vigild stops stays open until it is ended.
+    pub async fn create_event(
+        self: &Arc<Self>,
+        camera: &CameraId,
+        m: ManualEvent,
+    ) -> Result<crate::model::Event> {
+        let Some(cfg) = self.store.camera(camera).await? else {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::NotFound,
+                format!("no camera {camera}"),
+            ));
+        };
+        let now = self.clocks.realtime();
+        let records = cfg.record.enabled && cfg.record.mode != crate::model::RecordMode::Off;
+        let e = whole_picture_event(
+            EventId(self.ids.next(now)),
+            &cfg,
+            m.label,
+            m.sub_label,
+            m.score,
+            now,
+            m.include_recording && records,
+        );
+        let mut batch = crate::store::Batch::new();
+        batch.push(Mutation::PutEvent(Box::new(e.clone())));
+        self.store.apply(batch).await?;
+        let deadline = m.duration.map(|d| now.saturating_add(d));
+        if !e.has_clip && deadline.is_none() {
+            return Ok(e);
+        }
+        let me = self.clone();
+        let (id, camera, record) = (e.id, cfg.id, e.has_clip);
+        tokio::spawn(async move {
+            loop {
+                let now = me.clocks.realtime();
+                if deadline.is_some_and(|d| now >= d) {
+                    if let Err(err) = me.end_event(id, deadline).await {
+                        tracing::warn!(event = %id, err = %err, "a manual event did not end");
+                    }
+                    return;
+                }
+                // Ended through the API meanwhile, or deleted.
+                match me.store.event(id).await {
+                    Ok(Some(e)) if e.end_time.is_none() => {}
+                    _ => return,
+                }
+                if record {
+                    me.keep_recording(&camera, now.saturating_add(RENEW * 3))
+                        .await;
+                }
+                tokio::time::sleep(RENEW).await;
+            }
+        });
+        Ok(e)
+    }
+
+    /// Ends the open event `id` at `at` (now when `None`), no earlier than its start; the
+    /// camera records its post-capture after it. An event already ended is left as it is.
+    pub async fn end_event(
+        &self,
+        id: EventId,
+        at: Option<crate::time::Timestamp>,
+    ) -> Result<crate::model::Event> {
+        let Some(mut e) = self.store.event(id).await? else {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::NotFound,
+                format!("no event {id}"),
+            ));
+        };
+        if e.end_time.is_some() {
+            return Ok(e);
+        }
+        let end = at
+            .unwrap_or_else(|| self.clocks.realtime())
+            .max(e.start_time);
+        e.end_time = Some(end);
+        let mut batch = crate::store::Batch::new();
+        batch.push(Mutation::PutEvent(Box::new(e.clone())));
+        self.store.apply(batch).await?;
+        if e.has_clip {
+            let post = self
+                .store
+                .camera(&e.camera)
+                .await?
+                .map_or(5, |c| c.record.post_capture_s);
+            let until = end.saturating_add(std::time::Duration::from_secs(u64::from(post)));
+            self.keep_recording(&e.camera, until).await;
+        }
+        Ok(e)
     }
 
     async fn trigger_cameras(&self, t: &crate::model::Trigger) -> Result<Vec<CameraConfig>> {

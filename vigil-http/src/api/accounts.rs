@@ -239,7 +239,7 @@ async fn login(ctx: Ctx) -> Reply {
 }
 
 /// A login is written to the audit log by its handler: the request's principal is nobody yet.
-async fn audit_login(ctx: &Ctx, user: &str, success: bool) {
+pub(super) async fn audit_login(ctx: &Ctx, user: &str, success: bool) {
     ctx.state
         .record_audit(|id, time| AuditEntry {
             id,

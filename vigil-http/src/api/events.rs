@@ -288,7 +288,7 @@ fn duration_seconds(e: &Event) -> Option<f64> {
 }
 
 /// Parses the event list parameters of the Frigate and HSI documents (names of both accepted).
-fn event_query(pairs: &[(String, String)]) -> Result<Query<EventFilter>, ApiError> {
+pub(super) fn event_query(pairs: &[(String, String)]) -> Result<Query<EventFilter>, ApiError> {
     let mut q = Query::new(EventFilter::default());
     q.page = PageRequest::default();
     for (k, v) in pairs {

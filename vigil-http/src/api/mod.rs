@@ -8,6 +8,7 @@ mod detections;
 mod docs;
 mod events;
 mod fastjson;
+mod frigate;
 pub(crate) mod live;
 pub(crate) mod logs;
 mod media;
@@ -53,6 +54,7 @@ pub(crate) fn routes() -> Router {
     alerts::routes(&mut r);
     cameras::routes(&mut r);
     events::routes(&mut r);
+    frigate::routes(&mut r);
     detections::routes(&mut r);
     recordings::routes(&mut r);
     recordings::picam_routes(&mut r);
