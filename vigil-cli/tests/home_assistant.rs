@@ -462,6 +462,9 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
         p.parse::<u32>().is_ok()
     });
     sub.latest("vigil/available", 5, |p| p == "online");
+    // The motion sensor of a camera running a model (which makes no motion events): the
+    // demo scene always moves.
+    sub.latest("vigil/demo/motion", 20, |p| p == "ON");
     sub.client
         .publish(
             "vigil/demo/review_alerts/set",

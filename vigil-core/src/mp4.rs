@@ -524,14 +524,15 @@ pub fn parse(bytes: &[u8]) -> Result<Mp4Info> {
     read_boxes(&mut io::Cursor::new(bytes), bytes.len() as u64)
 }
 
-/// Where the init segment (`ftyp`, `moov`) of the fragmented file at `path` ends: the offset
-/// of its first `moof`, and the file's length. HLS plays a recorded segment as its two parts,
-/// the init segment (`EXT-X-MAP`) and the fragments. `None` when the file has no fragment
-/// (a progressive MP4, or a segment cut before its first fragment).
-pub fn init_len(path: &Path) -> Result<Option<(u64, u64)>> {
+/// Where the parts of the fragmented file at `path` lie: the end of its init segment (`ftyp`,
+/// `moov`; the offset of its first `moof`) and the end of its last complete fragment (its
+/// length, once the file is finished; less while the recorder still appends to it). HLS plays
+/// a recorded segment as these two parts, the init segment (`EXT-X-MAP`) and the fragments.
+/// `None` when the file has no complete fragment (a progressive MP4, or a segment just begun).
+pub fn fragments(path: &Path) -> Result<Option<(u64, u64)>> {
     let mut f = open(path)?;
     let len = f.metadata().map_err(io_err("stat"))?.len();
-    let mut at = 0u64;
+    let (mut at, mut first_moof, mut complete) = (0u64, None, None);
     while at + 8 <= len {
         f.seek(SeekFrom::Start(at)).map_err(io_err("seek"))?;
         let mut head = [0u8; 16];
@@ -547,18 +548,25 @@ pub fn init_len(path: &Path) -> Result<Option<(u64, u64)>> {
             0 => len - at,
             s => u64::from(s),
         };
-        if &[t0, t1, t2, t3] == b"moof" {
-            return Ok(Some((at, len)));
-        }
         if size < 8 {
             return Err(Error::new(
                 ErrorKind::DataLoss,
                 format!("{}: a box of {size} bytes at {at}", path.display()),
             ));
         }
-        at = at.saturating_add(size);
+        let end = at.saturating_add(size);
+        if end > len {
+            // Still being written.
+            break;
+        }
+        match &[t0, t1, t2, t3] {
+            b"moof" if first_moof.is_none() => first_moof = Some(at),
+            b"mdat" if first_moof.is_some() => complete = Some(end),
+            _ => {}
+        }
+        at = end;
     }
-    Ok(None)
+    Ok(first_moof.zip(complete))
 }
 
 /// Keeps what a crash left of a segment: truncates it after its last complete fragment and

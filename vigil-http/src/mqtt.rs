@@ -13,7 +13,7 @@
 //! | `P/<camera>/<label>/snapshot` | the JPEG of the newest event's best frame | yes |
 //! | `P/<camera>/<switch>/state` | `ON`/`OFF` for `detect`, `recordings`, `motion`, `snapshots`, `enabled`, `improve_contrast`, `review_alerts`, `review_detections` | yes |
 //! | `P/<camera>/motion_threshold/state`, `.../motion_contour_area/state` | the motion settings | yes |
-//! | `P/<camera>/motion` | `ON` while a motion event is in progress | yes |
+//! | `P/<camera>/motion` | `ON` while a motion event is in progress or the analysis saw motion in the last 30 s | yes |
 //! | `P/<camera>/review_status` | `ALERT`, `DETECTION` or `NONE` | yes |
 //! | `P/stats` | the JSON of Frigate's `/api/stats`, every `stats_interval_s` | no |
 //!
@@ -192,9 +192,33 @@ struct Shared {
     published: AtomicU64,
     dropped: AtomicU64,
     connections: AtomicU64,
+    /// What the motion sensor of each camera is made of.
+    motion: Mutex<MotionInputs>,
 }
 
+/// The two sources of `P/<camera>/motion`: cameras with a motion event in progress, and
+/// cameras whose analysis saw motion in the last [`MOTION_OFF_DELAY`] (cameras running a
+/// model make no motion events).
+#[derive(Default)]
+struct MotionInputs {
+    events: HashSet<String>,
+    live: HashSet<String>,
+}
+
+/// How long the motion sensor stays on after the last frame with motion (Frigate's
+/// `mqtt_off_delay`).
+const MOTION_OFF_DELAY: Duration = Duration::from_secs(30);
+
 impl Shared {
+    /// Publishes camera `cam`'s motion sensor after `change` updated its inputs (under their
+    /// lock, so that the two sources cannot publish out of order).
+    fn motion(&self, cam: &str, change: impl FnOnce(&mut MotionInputs)) {
+        let mut m = lock(&self.motion);
+        change(&mut m);
+        let on = m.events.contains(cam) || m.live.contains(cam);
+        self.retain(self.topic(&format!("{}/motion", level(cam))), on_off(on));
+    }
+
     fn topic(&self, rest: &str) -> String {
         format!("{}/{rest}", self.prefix)
     }
@@ -332,6 +356,7 @@ impl Mqtt {
             published: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            motion: Mutex::default(),
         });
         shared.retain(available, Bytes::from_static(b"online"));
         // Subscribed before the feed starts, so that no change is missed between the first
@@ -343,10 +368,11 @@ impl Mqtt {
             state.clone(),
             Duration::from_secs(config.stats_interval_s),
         ));
+        let motion = tokio::spawn(motion_sensor(shared.clone(), state.clone()));
         let connection = tokio::spawn(connection(shared.clone(), state, eventloop));
         Ok(Mqtt {
             shared,
-            tasks: vec![feed, stats],
+            tasks: vec![feed, stats, motion],
             connection,
         })
     }
@@ -974,8 +1000,8 @@ fn remember_end(live: &mut Live, id: EventId) {
 /// Labels whose events are alerts in Frigate's review (the rest are detections).
 const ALERT_LABELS: [&str; 2] = ["person", "car"];
 
-/// Publishes what changed of the live state: per camera `motion` (ON while a motion event is
-/// in progress) and `review_status` (ALERT, DETECTION or NONE, from the objects in
+/// Publishes what changed of the live state: per camera the events' half of `motion` (a
+/// motion event in progress) and `review_status` (ALERT, DETECTION or NONE, from the objects in
 /// progress); per camera and zone, the counts per label and `all`. Motion is not an object:
 /// it is in no count (`P/<camera>/motion` is the motion sensor, not a count).
 fn counts(shared: &Shared, live: &mut Live) {
@@ -997,10 +1023,13 @@ fn counts(shared: &Shared, live: &mut Live) {
             "NONE"
         };
         let cam = level(id.as_str());
-        shared.retain(
-            shared.topic(&format!("{cam}/motion")),
-            Bytes::from_static(if moving { b"ON" } else { b"OFF" }),
-        );
+        shared.motion(id.as_str(), |m| {
+            if moving {
+                m.events.insert(id.to_string());
+            } else {
+                m.events.remove(id.as_str());
+            }
+        });
         shared.retain(
             shared.topic(&format!("{cam}/review_status")),
             Bytes::from_static(review.as_bytes()),
@@ -1029,6 +1058,45 @@ fn counts(shared: &Shared, live: &mut Live) {
         shared.retain(format!("{topic}/active"), Bytes::from(active.to_string()));
         shared.retain(topic.clone(), Bytes::from(n.to_string()));
         live.counts.insert(topic);
+    }
+}
+
+/// The live half of the motion sensors: each camera's newest analysed frame, read twice a
+/// second; a new one with moving areas turns the sensor on, [`MOTION_OFF_DELAY`] without one
+/// turns it off. Nothing to read without a running system.
+async fn motion_sensor(shared: Arc<Shared>, state: AppState) {
+    let Some(nvr) = state.nvr().cloned() else {
+        return;
+    };
+    let mut last: HashMap<CameraId, (vigil_core::Timestamp, std::time::Instant)> = HashMap::new();
+    let mut cameras: Vec<CameraId> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    for n in 0u64.. {
+        tick.tick().await;
+        if n % 10 == 0 {
+            if let Ok(cs) = state.store().cameras().await {
+                cameras = cs.into_iter().map(|c| c.id).collect();
+            }
+        }
+        let now = std::time::Instant::now();
+        for id in &cameras {
+            if let Some(f) = nvr.live().latest(id) {
+                let seen = last.get(id).map(|l| l.0);
+                if seen != Some(f.time) && !f.motion.is_empty() {
+                    last.insert(id.clone(), (f.time, now));
+                }
+            }
+            let on = last
+                .get(id)
+                .is_some_and(|(_, at)| now.duration_since(*at) < MOTION_OFF_DELAY);
+            shared.motion(id.as_str(), |m| {
+                if on {
+                    m.live.insert(id.to_string());
+                } else {
+                    m.live.remove(id.as_str());
+                }
+            });
+        }
     }
 }
 

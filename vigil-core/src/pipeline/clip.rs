@@ -81,7 +81,11 @@ pub async fn write_clip<W: Write + Send + 'static>(
             segments.push((r.start_time, data_dir.join(&r.path), false));
         }
         let last_committed = recs.iter().map(|r| r.end_time).max();
-        segments.extend(open_segments(&data_dir, &camera, end, last_committed));
+        segments.extend(
+            open_segments(&data_dir, &camera, end, last_committed)
+                .into_iter()
+                .map(|(t, p)| (t, p, true)),
+        );
         for (seg_start, path, open) in &segments {
             let info = match mp4::read(path) {
                 Ok(i) => i,
@@ -153,25 +157,26 @@ pub async fn write_clip<W: Write + Send + 'static>(
         .map_err(|e| Error::internal(format!("clip task: {e}")))?
 }
 
-/// `camera`'s segments being written that start before `end` and after the last finished
-/// one ends: (start, path, true).
-fn open_segments(
+/// `camera`'s segments still being written (in the recorder's open directory) that start
+/// before `end` and not before `last_committed`, the end of its last finished segment: their
+/// start and path, oldest first. Their complete fragments can be read while the recorder
+/// appends; once finished, a segment moves into place and is a [`Recording`].
+pub fn open_segments(
     data_dir: &Path,
     camera: &CameraId,
     end: Timestamp,
     last_committed: Option<Timestamp>,
-) -> Vec<(Timestamp, std::path::PathBuf, bool)> {
+) -> Vec<(Timestamp, std::path::PathBuf)> {
     let Ok(dir) = std::fs::read_dir(super::recorder::open_dir(data_dir)) else {
         return Vec::new();
     };
-    let mut out: Vec<(Timestamp, std::path::PathBuf, bool)> = dir
+    let mut out: Vec<(Timestamp, std::path::PathBuf)> = dir
         .flatten()
         .filter_map(|e| {
             let name = e.file_name();
             let (cam, _, seg_start, _) = super::recorder::parse_open_name(name.to_str()?)?;
             let after_finished = last_committed.is_none_or(|t| seg_start >= t);
-            (cam == *camera && seg_start < end && after_finished)
-                .then(|| (seg_start, e.path(), true))
+            (cam == *camera && seg_start < end && after_finished).then(|| (seg_start, e.path()))
         })
         .collect();
     out.sort_by_key(|s| s.0);

@@ -16,7 +16,7 @@ pub use analysis::{
     PipelineLatency, LATENCY_WINDOW, MAX_LAG,
 };
 pub use camera_task::{CameraTask, CameraTaskOptions};
-pub use clip::{event_clip_range, write_clip, write_event_clip, ClipInfo};
+pub use clip::{event_clip_range, open_segments, write_clip, write_event_clip, ClipInfo};
 pub use live::{LiveFrame, LiveHub, LiveReceiver};
 pub use nvr::{CameraFactory, CameraStatus, ManualEvent, Nvr, NvrOptions};
 pub use recorder::{

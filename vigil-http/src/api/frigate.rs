@@ -635,42 +635,116 @@ async fn vod(ctx: Ctx) -> Reply {
     if v.file == "index.m3u8" || v.file == "master.m3u8" {
         return playlist(&ctx, &v).await;
     }
-    let (stem, init) = if let Some(id) = v
-        .file
-        .strip_prefix("init-")
-        .and_then(|f| f.strip_suffix(".mp4"))
-    {
-        (id, true)
-    } else if let Some(id) = v.file.strip_suffix(".m4s") {
-        (id, false)
-    } else {
+    let Some(part) = Part::parse(&v.file) else {
         return Err(ApiError::not_found(format!("no file {:?} here", v.file)));
     };
-    let id: RecordingId = stem
-        .parse()
-        .map_err(|_| ApiError::not_found(format!("no file {:?} here", v.file)))?;
-    let rec = ctx
-        .state
-        .store()
-        .recording(id)
-        .await?
-        .filter(|r| r.camera == v.camera)
-        .ok_or_else(|| ApiError::not_found(format!("no recording {id} of camera {}", v.camera)))?;
-    vigil_core::model::validate_relative_path(&rec.path)?;
-    let path = ctx.state.need_data_dir()?.join(&rec.path);
+    let dir = ctx.state.need_data_dir()?.to_owned();
+    let path = match part.segment {
+        Segment::Recording(id) => {
+            let rec = ctx
+                .state
+                .store()
+                .recording(id)
+                .await?
+                .filter(|r| r.camera == v.camera)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("no recording {id} of camera {}", v.camera))
+                })?;
+            vigil_core::model::validate_relative_path(&rec.path)?;
+            dir.join(&rec.path)
+        }
+        Segment::Open(start) => open_or_finished(&ctx, &dir, &v.camera, start).await?,
+    };
     let p = path.clone();
-    let split = tokio::task::spawn_blocking(move || vigil_core::mp4::init_len(&p))
+    let (moof, complete) = tokio::task::spawn_blocking(move || vigil_core::mp4::fragments(&p))
         .await
         .map_err(|e| ApiError::Core(vigil_core::Error::internal(e.to_string())))??
-        .ok_or_else(|| ApiError::not_found(format!("recording {id} has no fragment")))?;
-    let (moof, len) = split;
-    let (from, to) = if init { (0, moof) } else { (moof, len) };
-    let ct = if init {
-        "video/mp4"
-    } else {
-        "video/iso.segment"
+        .ok_or_else(|| ApiError::not_found(format!("{:?} has no fragment yet", v.file)))?;
+    let (from, to, ct) = match part.media_end {
+        None => (0, moof, "video/mp4"),
+        // The fragments the playlist counted (all of a finished recording's): a segment
+        // still being written has more now, and once finished the same bytes there.
+        Some(end) => (moof, end.min(complete), "video/iso.segment"),
     };
     crate::reply::file_part(&path, from, to, ct, &ctx.headers).await
+}
+
+/// A segment a playlist names: a finished recording, or one the recorder is still writing
+/// (by its start time, in microseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Segment {
+    Recording(RecordingId),
+    Open(Timestamp),
+}
+
+/// A file a playlist names: a segment's init segment (`init-<recording>.mp4`,
+/// `init-open-<start>.mp4`), or its fragments (`<recording>.m4s`, and
+/// `open-<start>-<end>.m4s` up to byte `end`, the fragments complete when the playlist was
+/// made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Part {
+    segment: Segment,
+    /// `None` for the init segment; the byte the fragments end at otherwise.
+    media_end: Option<u64>,
+}
+
+impl Part {
+    fn parse(file: &str) -> Option<Part> {
+        let open = |s: &str| s.parse::<i64>().ok().filter(|t| *t >= 0).map(Timestamp);
+        if let Some(stem) = file
+            .strip_prefix("init-")
+            .and_then(|f| f.strip_suffix(".mp4"))
+        {
+            let segment = match stem.strip_prefix("open-") {
+                Some(t) => Segment::Open(open(t)?),
+                None => Segment::Recording(stem.parse().ok()?),
+            };
+            return Some(Part {
+                segment,
+                media_end: None,
+            });
+        }
+        let stem = file.strip_suffix(".m4s")?;
+        Some(match stem.strip_prefix("open-") {
+            Some(rest) => {
+                let (t, end) = rest.split_once('-')?;
+                Part {
+                    segment: Segment::Open(open(t)?),
+                    media_end: Some(end.parse().ok()?),
+                }
+            }
+            None => Part {
+                segment: Segment::Recording(stem.parse().ok()?),
+                media_end: Some(u64::MAX),
+            },
+        })
+    }
+}
+
+/// The file of `camera`'s segment that began at `start`: still open, or, once finished, its
+/// recording.
+async fn open_or_finished(
+    ctx: &Ctx,
+    dir: &std::path::Path,
+    camera: &CameraId,
+    start: Timestamp,
+) -> Result<std::path::PathBuf, ApiError> {
+    let (d, c) = (dir.to_owned(), camera.clone());
+    let open = tokio::task::spawn_blocking(move || {
+        vigil_core::pipeline::open_segments(&d, &c, Timestamp(start.0 + 1), Some(start))
+    })
+    .await
+    .map_err(|e| ApiError::Core(vigil_core::Error::internal(e.to_string())))?;
+    if let Some((_, p)) = open.into_iter().find(|(t, _)| *t == start) {
+        return Ok(p);
+    }
+    let finished = segments(ctx, camera, start, Timestamp(start.0 + 1))
+        .await?
+        .into_iter()
+        .find(|r| r.start_time == start)
+        .ok_or_else(|| ApiError::not_found(format!("no segment of {camera} began at {start}")))?;
+    vigil_core::model::validate_relative_path(&finished.path)?;
+    Ok(dir.join(&finished.path))
 }
 
 /// The query string as it may go into a playlist's URIs (it came in a URL, so it is already
@@ -691,33 +765,84 @@ fn carried(query: &str) -> String {
     q
 }
 
+/// One entry of a playlist.
+struct Entry {
+    start: Timestamp,
+    secs: f64,
+    /// `init-<name>.mp4` and the fragments' file name.
+    init: String,
+    media: String,
+}
+
 async fn playlist(ctx: &Ctx, v: &Vod) -> Reply {
     let recs = segments(ctx, &v.camera, v.start, v.end).await?;
-    let Some(first) = recs.first() else {
+    let mut entries: Vec<Entry> = recs
+        .iter()
+        .map(|r| Entry {
+            start: r.start_time,
+            secs: r.duration_us().max(0) as f64 / 1e6,
+            init: format!("init-{}.mp4", r.id),
+            media: format!("{}.m4s", r.id),
+        })
+        .collect();
+    // The segment being written, up to its last complete fragment: an event that just ended
+    // plays at once, not when its segment is finished.
+    if let Some(dir) = ctx.state.data_dir() {
+        let (d, c, end) = (dir.to_owned(), v.camera.clone(), v.end);
+        let after = recs.last().map(|r| r.end_time);
+        let open = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for (start, path) in vigil_core::pipeline::open_segments(&d, &c, end, after) {
+                let Ok(Some((_, complete))) = vigil_core::mp4::fragments(&path) else {
+                    continue;
+                };
+                let Ok(info) = vigil_core::mp4::read(&path) else {
+                    continue;
+                };
+                let secs = info.duration() as f64 / f64::from(vigil_core::mp4::TIMESCALE);
+                if secs > 0.0 {
+                    out.push(Entry {
+                        start,
+                        secs,
+                        init: format!("init-open-{}.mp4", start.0),
+                        media: format!("open-{}-{complete}.m4s", start.0),
+                    });
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default();
+        entries.extend(open);
+    }
+    let Some(first) = entries.first() else {
         return Err(ApiError::not_found(format!(
             "camera {} has no recordings from {} to {}",
             v.camera, v.start, v.end
         )));
     };
     let q = carried(&ctx.query);
-    let secs = |r: &Recording| r.duration_us().max(0) as f64 / 1e6;
-    let target = recs.iter().map(secs).fold(1.0_f64, f64::max).ceil() as u64;
-    let mut m = String::with_capacity(256 + recs.len() * 160);
+    let target = entries
+        .iter()
+        .map(|e| e.secs)
+        .fold(1.0_f64, f64::max)
+        .ceil() as u64;
+    let mut m = String::with_capacity(256 + entries.len() * 160);
     m.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
     let _ = writeln!(m, "#EXT-X-TARGETDURATION:{target}");
     m.push_str("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n");
-    let offset = (v.start.0 - first.start_time.0) as f64 / 1e6;
+    let offset = (v.start.0 - first.start.0) as f64 / 1e6;
     if offset > 0.0 {
         // The first segment starts before the range: begin playing where it was asked.
         let _ = writeln!(m, "#EXT-X-START:TIME-OFFSET={offset:.3},PRECISE=YES");
     }
-    for (i, r) in recs.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate() {
         if i > 0 {
             m.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let _ = writeln!(m, "#EXT-X-MAP:URI=\"init-{}.mp4{q}\"", r.id);
-        let _ = writeln!(m, "#EXTINF:{:.3},", secs(r));
-        let _ = writeln!(m, "{}.m4s{q}", r.id);
+        let _ = writeln!(m, "#EXT-X-MAP:URI=\"{}{q}\"", e.init);
+        let _ = writeln!(m, "#EXTINF:{:.3},", e.secs);
+        let _ = writeln!(m, "{}{q}", e.media);
     }
     m.push_str("#EXT-X-ENDLIST\n");
     Ok(bytes(StatusCode::OK, "application/vnd.apple.mpegurl", m))
@@ -732,6 +857,33 @@ mod tests {
         assert_eq!(carried(""), "");
         assert_eq!(carried("authSig=a.b-c"), "?authSig=a.b-c");
         assert_eq!(carried("a=\"x\"&b=1"), "?a=%22x%22&b=1");
+    }
+
+    #[test]
+    fn segment_file_names_are_read_back() {
+        let rec = |n: u64| Segment::Recording(RecordingId(n));
+        let part = |segment, media_end| Some(Part { segment, media_end });
+        assert_eq!(Part::parse("init-17.mp4"), part(rec(17), None));
+        assert_eq!(Part::parse("17.m4s"), part(rec(17), Some(u64::MAX)));
+        let open = Segment::Open(Timestamp(1_700_000_000_000_000));
+        assert_eq!(
+            Part::parse("init-open-1700000000000000.mp4"),
+            part(open, None)
+        );
+        assert_eq!(
+            Part::parse("open-1700000000000000-5120.m4s"),
+            part(open, Some(5120))
+        );
+        for bad in [
+            "17.mp4",
+            "init-x.mp4",
+            "open-17.m4s",
+            "open--1-5.m4s",
+            "../17.m4s",
+            "init-open-.mp4",
+        ] {
+            assert_eq!(Part::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]
