@@ -3,6 +3,7 @@
 //! ```toml
 //! [server]
 //! listen = "0.0.0.0:5000"
+//! rtsp_listen = "0.0.0.0:8554"   # the RTSP restream; off unless given
 //! data_dir = "/var/lib/vigil"
 //! cors_origins = ["https://ha.example:8123"]   # default ["*"]
 //! rate_limits = { standard = 600, media = 1200, search = 60, websocket = 30 }
@@ -76,6 +77,8 @@ pub struct Config {
 pub struct Server {
     /// Address to serve the API on.
     pub listen: Option<SocketAddr>,
+    /// Address to restream the cameras on over RTSP (Home Assistant plays port 8554).
+    pub rtsp_listen: Option<SocketAddr>,
     /// Directory for the database and media.
     pub data_dir: Option<PathBuf>,
     /// Origins browsers may call the API from (`["*"]`, the default: any; `[]`: none).

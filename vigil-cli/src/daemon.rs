@@ -72,6 +72,11 @@ pub struct Args {
     /// host, port and login; the file's other `[mqtt]` keys stay.
     #[arg(long, env = "VIGIL_MQTT", value_parser = mqtt_url)]
     mqtt: Option<MqttUrl>,
+    /// Restream every camera over RTSP on this address, at rtsp://HOST:PORT/CAMERA, as
+    /// recorded (no re-encoding). Home Assistant's Frigate integration plays port 8554.
+    /// Off unless given.
+    #[arg(long, env = "VIGIL_RTSP_LISTEN")]
+    rtsp_listen: Option<SocketAddr>,
 }
 
 /// A broker's address as `--mqtt` gives it.
@@ -262,6 +267,26 @@ fn run(
         let state = vigil_http::AppState::with_nvr(store.clone(), nvr.clone())
             .with_detectors(registry)
             .with_timelapse(timelapse);
+        let rtsp_listen = args.rtsp_listen.or(cfg.server.rtsp_listen);
+        let rtsp = match rtsp_listen {
+            Some(addr) => {
+                if args.no_auth && !addr.ip().is_loopback() {
+                    anyhow::bail!(
+                        "--no-auth is only allowed on a loopback address, and --rtsp-listen is {addr}"
+                    );
+                }
+                Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("listening for RTSP on {addr}"))?,
+                )
+            }
+            None => None,
+        };
+        let state = match &rtsp {
+            Some(l) => state.with_rtsp(l.local_addr()?.port()),
+            None => state,
+        };
         let state = if args.no_auth {
             tracing::warn!(addr = %listen, "serving without authentication (--no-auth)");
             state.without_auth()
@@ -305,10 +330,17 @@ fn run(
         let alerting = tokio::spawn(vigil_http::alerts::run(state.clone()));
         // System alerts (a camera lost or back, the disk nearly full) for the push clients.
         let watching = tokio::spawn(vigil_http::alerts::watch_system(state.clone()));
+        let restream = rtsp.map(|l| {
+            tracing::info!(addr = ?l.local_addr().ok(), "restreaming over RTSP");
+            tokio::spawn(vigil_http::rtsp::serve(l, state.clone()))
+        });
         tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
         let served = vigil_http::serve(listener, state, shutdown_signal()).await;
         alerting.abort();
         watching.abort();
+        if let Some(r) = restream {
+            r.abort();
+        }
         if let Some(m) = mqtt {
             m.stop().await;
         }

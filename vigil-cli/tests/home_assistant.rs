@@ -8,7 +8,8 @@
 //!   included, a JWT from `POST /api/login` as the bearer token, everything under `/frigate`):
 //!   the stats, version, config and events it reads, retain, manual events, the recordings
 //!   summary, and HLS playlists whose every URI carries the query string and which ffprobe
-//!   plays; every switch's retained state, and `detect/set OFF` stopping the detector.
+//!   plays; the RTSP restream the config names; every switch's retained state, and
+//!   `detect/set OFF` stopping the detector.
 
 mod common;
 
@@ -337,6 +338,8 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../vigil-detect/tests/fixtures/yolov8/yolov8n-random.safetensors");
     let mqtt = format!("mqtt://127.0.0.1:{}", broker.port);
+    let rtsp_port = free_port();
+    let rtsp = format!("127.0.0.1:{rtsp_port}");
     let child = common::start_secured(
         &dir.path().join("data"),
         port,
@@ -347,6 +350,8 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
             &mqtt,
             "--model",
             model.to_str().unwrap(),
+            "--rtsp-listen",
+            &rtsp,
         ],
     );
 
@@ -430,6 +435,49 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
     assert!(cam["motion"]["threshold"].is_number(), "{cam}");
     assert!(cam["audio"]["enabled_in_config"].is_boolean(), "{cam}");
     assert!(cam["record"]["enabled"].is_boolean(), "{cam}");
+    // Live view: the stream Home Assistant finds in the config plays over RTSP, as recorded,
+    // for an account (Basic, or the JWT as ?token=), and not for anyone else.
+    assert_eq!(
+        cfg["go2rtc"]["streams"]["demo"][0],
+        format!("rtsp://127.0.0.1:{rtsp_port}/demo"),
+        "{cfg}"
+    );
+    assert_eq!(cam["live"]["streams"]["demo"], "demo", "{cam}");
+    let live = |url: &str| {
+        std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-count_frames"])
+            .args(["-read_intervals", "%+2", "-select_streams", "v:0"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,nb_read_frames",
+                "-of",
+                "json",
+            ])
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    for url in [
+        format!("rtsp://admin:correct%20horse%20battery@{rtsp}/demo"),
+        format!("rtsp://{rtsp}/demo?token={t}"),
+    ] {
+        let out = live(&url);
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let probe = json(&String::from_utf8_lossy(&out.stdout));
+        let st = &probe["streams"][0];
+        assert_eq!(st["codec_name"], "h264", "{probe}");
+        assert_eq!(st["width"], 1280, "{probe}");
+        let frames: u64 = st["nb_read_frames"].as_str().unwrap().parse().unwrap();
+        assert!(frames >= 5, "{url}: {frames} frames in 2 s");
+    }
+    let out = live(&format!("rtsp://{rtsp}/demo"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
     let (s, headers, pic) = ha(
         "GET",
         &format!("{base}/api/demo/latest.jpg?h=120"),

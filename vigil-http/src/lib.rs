@@ -44,6 +44,7 @@ pub mod limits;
 pub mod mqtt;
 mod reply;
 mod router;
+pub mod rtsp;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -100,6 +101,8 @@ struct Inner {
     auth: AuthMode,
     /// The MQTT link's settings, when one runs ([`mqtt::Mqtt`]).
     mqtt: Option<Arc<mqtt::MqttConfig>>,
+    /// The RTSP restream's port, when it runs ([`rtsp::serve`]).
+    rtsp_port: Option<u16>,
     /// Alerting: deliveries and the dead-letter queue ([`alerts`]).
     notifier: Arc<alerts::Notifier>,
     /// Requests per client and tier.
@@ -132,6 +135,7 @@ impl Inner {
             closing: tokio::sync::watch::channel(false).0,
             auth: AuthMode::Required(Arc::default()),
             mqtt: None,
+            rtsp_port: None,
             notifier: Arc::new(alerts::Notifier::new(alerts::NotifyOptions::default())),
             limiter: Arc::new(limits::Limiter::new(limits::RateLimits::default())),
             cors: Arc::default(),
@@ -192,7 +196,7 @@ impl AppState {
     }
 
     /// The accounts, loaded from the store on first use.
-    async fn load_auth(&self) -> Result<Option<Arc<auth::Auth>>, ApiError> {
+    pub(crate) async fn load_auth(&self) -> Result<Option<Arc<auth::Auth>>, ApiError> {
         match &self.inner.auth {
             AuthMode::Required(cell) => {
                 let store = self.inner.store.clone();
@@ -232,6 +236,22 @@ impl AppState {
         AppState {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Says that the RTSP restream ([`rtsp::serve`]) listens on `port`: `/api/config` names
+    /// each camera's stream there (`go2rtc.streams`, `live.streams`), which Home Assistant's
+    /// Frigate integration plays at `rtsp://<host>:<port>/<camera>`.
+    pub fn with_rtsp(self, port: u16) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.rtsp_port = Some(port);
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The RTSP restream's port, when it runs.
+    pub fn rtsp_port(&self) -> Option<u16> {
+        self.inner.rtsp_port
     }
 
     /// Says that an MQTT link with `config` runs beside this server (start it with

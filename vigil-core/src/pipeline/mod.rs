@@ -7,6 +7,7 @@ pub mod clip;
 pub mod live;
 pub mod nvr;
 pub mod recorder;
+pub mod restream;
 pub mod retention;
 pub mod supervisor;
 pub mod triggers;
@@ -22,6 +23,7 @@ pub use nvr::{CameraFactory, CameraStatus, ManualEvent, Nvr, NvrOptions};
 pub use recorder::{
     art_paths, reconcile, segment_path, Recorder, RecorderInput, RecorderOptions, RecorderStats,
 };
+pub use restream::{Feed, RestreamHub};
 pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};
 pub use supervisor::{
     supervise, Backoff, SharedCounters, StreamCounters, StreamEvent, StreamStats, SupervisorOptions,

@@ -167,6 +167,7 @@ pub struct Nvr {
     cameras: Mutex<BTreeMap<CameraId, Entry>>,
     analyzers: Option<AnalyzerFactory>,
     live: Arc<LiveHub>,
+    restream: Arc<super::restream::RestreamHub>,
     triggers: Arc<Triggers>,
 }
 
@@ -227,6 +228,7 @@ impl Nvr {
             cameras: Mutex::new(BTreeMap::new()),
             analyzers: opts.analyzers,
             live: Arc::new(LiveHub::new()),
+            restream: Arc::new(super::restream::RestreamHub::new()),
             triggers,
         };
         for cfg in store.cameras().await? {
@@ -250,6 +252,7 @@ impl Nvr {
         };
         if cfg.enabled {
             let started = (self.factory)(cfg).and_then(|camera| {
+                let camera = self.restream.tap(camera);
                 let mut opts = CameraTaskOptions::new(&self.data_dir);
                 opts.record = cfg.record.clone();
                 opts.supervisor = self.supervisor.clone();
@@ -324,6 +327,11 @@ impl Nvr {
     /// Every camera's live view: the newest analysed picture and what was found in it.
     pub fn live(&self) -> &Arc<LiveHub> {
         &self.live
+    }
+
+    /// Every camera's record stream as it arrives, for restreaming.
+    pub fn restream(&self) -> &Arc<super::restream::RestreamHub> {
+        &self.restream
     }
 
     /// Tells a camera's recorder to keep recording until `until` (plus its post-capture):

@@ -917,6 +917,7 @@ async fn frigate_config(ctx: Ctx) -> Reply {
                 "record": {"enabled": c.record.enabled && c.record.mode != vigil_core::RecordMode::Off, "events": {"pre_capture": c.record.pre_capture_s, "post_capture": c.record.post_capture_s}},
                 "snapshots": {"enabled": c.snapshots.enabled, "bounding_box": c.snapshots.bounding_box, "crop": c.snapshots.crop},
                 "audio": {"enabled": false, "enabled_in_config": false},
+                "live": {"streams": if ctx.state.rtsp_port().is_some() { json!({c.id.as_str(): c.id}) } else { json!({}) }},
                 "onvif": {"autotracking": {"enabled_in_config": false}},
             }),
         );
@@ -940,6 +941,15 @@ async fn frigate_config(ctx: Ctx) -> Reply {
         "model": {},
         "detectors": detectors,
         "cameras": cameras,
+        // Home Assistant plays a camera at rtsp://<host>:8554/<stream> when its stream is here.
+        "go2rtc": {"streams": match ctx.state.rtsp_port() {
+            Some(port) => cams
+                .iter()
+                .filter(|c| c.enabled)
+                .map(|c| (c.id.to_string(), json!([format!("rtsp://127.0.0.1:{port}/{}", c.id)])))
+                .collect::<serde_json::Map<String, Value>>(),
+            None => serde_json::Map::new(),
+        }},
     }))
 }
 
