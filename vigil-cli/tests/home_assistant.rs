@@ -84,6 +84,19 @@ impl Sub {
     }
 }
 
+/// vigild, killed when the test fails before it stops it (a failed test must not leave it
+/// running).
+struct Daemon(Option<std::process::Child>);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
@@ -104,11 +117,11 @@ fn vigild_publishes_its_demo_camera_and_obeys_commands() {
     .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let child = start_with(
+    let mut child = Daemon(Some(start_with(
         &dir.path().join("data"),
         port,
         &["--demo", "--config", config.to_str().unwrap()],
-    );
+    )));
     sub.expect("frigate/available", 20, |p| p == "online");
     sub.expect("frigate/demo/detect/state", 10, |p| p == "ON");
 
@@ -168,7 +181,7 @@ fn vigild_publishes_its_demo_camera_and_obeys_commands() {
         v["type"] == "end" && v["after"]["label"] == "trigger"
     });
 
-    stop(child);
+    stop(child.0.take().unwrap());
     sub.expect("frigate/available", 10, |p| p == "offline");
 }
 
@@ -181,7 +194,11 @@ fn the_mqtt_flag_is_enough_and_motion_is_a_sensor() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let child = start_with(&dir.path().join("data"), port, &["--demo", "--mqtt", &url]);
+    let mut child = Daemon(Some(start_with(
+        &dir.path().join("data"),
+        port,
+        &["--demo", "--mqtt", &url],
+    )));
     sub.expect("vigil/available", 20, |p| p == "online");
     // In any order (retained topics come again on each connection): nothing to review and
     // no object counted (motion is not an object), and the motion sensor on, as the demo
@@ -207,7 +224,7 @@ fn the_mqtt_flag_is_enough_and_motion_is_a_sensor() {
         }
         want.retain(|(wt, wp)| !(t == *wt && p == *wp));
     }
-    stop(child);
+    stop(child.0.take().unwrap());
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigild"))
         .args(["--mqtt", "broker.lan:1883"])
@@ -340,7 +357,7 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
     let mqtt = format!("mqtt://127.0.0.1:{}", broker.port);
     let rtsp_port = free_port();
     let rtsp = format!("127.0.0.1:{rtsp_port}");
-    let child = common::start_secured(
+    let mut child = Daemon(Some(common::start_secured(
         &dir.path().join("data"),
         port,
         Some("correct horse battery"),
@@ -353,7 +370,7 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
             "--rtsp-listen",
             &rtsp,
         ],
-    );
+    )));
 
     // Without credentials: refused (the integration then asks for them).
     let (s, _, _) = ha("GET", &format!("{base}/api/stats"), None, "{}");
@@ -686,6 +703,6 @@ fn home_assistant_reaches_vigild_as_it_reaches_frigate() {
     let cfg = ha_json("GET", &format!("{base}/api/config"), t, 200);
     assert_eq!(cfg["cameras"]["demo"]["detect"]["enabled"], false, "{cfg}");
 
-    stop(child);
+    stop(child.0.take().unwrap());
     sub.expect("vigil/available", 10, |p| p == "offline");
 }

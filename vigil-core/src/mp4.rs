@@ -540,8 +540,10 @@ pub fn fragments(path: &Path) -> Result<Option<(u64, u64)>> {
         f.read_exact(&mut head[..n]).map_err(io_err("read"))?;
         let [a, b, c, d, t0, t1, t2, t3, ..] = head;
         let size = match u32::from_be_bytes([a, b, c, d]) {
+            // The size is in the next 8 bytes, not all written yet.
+            1 if n < 16 => break,
             // The size is in the next 8 bytes.
-            1 if n == 16 => u64::from_be_bytes([
+            1 => u64::from_be_bytes([
                 head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
             ]),
             // To the end of the file.

@@ -30,14 +30,24 @@ const MAX_PAYLOAD: usize = 1400;
 const PAYLOAD_TYPE: u8 = 96;
 /// Requests of one connection read at most this many header bytes.
 const MAX_REQUEST: usize = 16 * 1024;
-/// Packets queued for one connection; beyond, frames are dropped to the next key frame.
-const QUEUE: usize = 512;
+/// Messages (responses, and frames with all their packets) queued for one connection; a frame
+/// that would leave fewer than [`HEADROOM`] free is dropped, and frames to the next key frame.
+const QUEUE: usize = 64;
+/// Queue places kept for responses.
+const HEADROOM: usize = 8;
+/// Connections at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may stay silent before it plays.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long one write may wait for a client that does not read.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Serves the restream on `listener` until the HTTP server [`crate::serve`] of `state`
 /// shuts down. Give `state` [`AppState::with_rtsp`] first, so that `/api/config` names the
 /// streams.
 pub async fn serve(listener: TcpListener, state: AppState) {
     let mut closing = state.closing();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -45,9 +55,14 @@ pub async fn serve(listener: TcpListener, state: AppState) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "RTSP connection refused: {MAX_CONNECTIONS} already open");
+                    continue;
+                };
                 let state = state.clone();
                 let closing = closing.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = connection(stream, peer, state, closing).await {
                         tracing::debug!(%peer, err = %e, "RTSP connection ended");
                     }
@@ -107,15 +122,18 @@ async fn read_request<R: tokio::io::AsyncRead + Unpin>(
     let mut lines = Vec::new();
     let mut total = 0;
     loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).await?;
+        // Never more than the limit, newline or not.
+        let mut raw = Vec::new();
+        let left = (MAX_REQUEST - total) as u64 + 1;
+        let n = (&mut *r).take(left).read_until(b'\n', &mut raw).await?;
         if n == 0 {
             return Ok(Incoming::Closed);
         }
         total += n;
-        if total > MAX_REQUEST {
-            return Err(std::io::Error::other("request headers too long"));
+        if total > MAX_REQUEST || raw.last() != Some(&b'\n') {
+            return Err(std::io::Error::other("request headers too long or cut off"));
         }
+        let line = String::from_utf8(raw).map_err(std::io::Error::other)?;
         let line = line.trim_end_matches(['\r', '\n']).to_owned();
         if line.is_empty() {
             if lines.is_empty() {
@@ -258,10 +276,12 @@ async fn connection(
     let mut reader = BufReader::new(read);
     // Responses and packets go through one queue to one writer, in order.
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
-            if write.write_all(&b).await.is_err() {
-                return;
+            match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&b)).await {
+                Ok(Ok(())) => {}
+                // Gone, or not reading: the connection ends.
+                _ => return,
             }
         }
     });
@@ -270,8 +290,18 @@ async fn connection(
     let mut playing: Option<tokio::task::JoinHandle<()>> = None;
     let mut authorized = false;
     let result = loop {
+        let idle = if playing.is_some() {
+            std::time::Duration::MAX
+        } else {
+            IDLE
+        };
         let incoming = tokio::select! {
-            r = read_request(&mut reader) => r,
+            r = tokio::time::timeout(idle, read_request(&mut reader)) => match r {
+                Ok(r) => r,
+                Err(_) => break Ok(()),
+            },
+            // The writer gave up on the client.
+            _ = &mut writer => break Ok(()),
             _ = closing.changed() => break Ok(()),
         };
         let req = match incoming {
@@ -390,7 +420,7 @@ async fn connection(
                     ],
                     "",
                 ));
-                if sent && playing.is_none() {
+                if sent && playing.as_ref().is_none_or(|p| p.is_finished()) {
                     let feed = nvr.restream().feed(&id);
                     let frames = feed.subscribe();
                     playing = Some(tokio::spawn(play(
@@ -424,7 +454,13 @@ async fn connection(
     }
     drop(tx);
     // The writer sends what is queued (the last response), then ends.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+    if !writer.is_finished()
+        && tokio::time::timeout(std::time::Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
     result
 }
 
@@ -462,7 +498,7 @@ async fn play(
         seq: random_u32() as u16,
         ssrc,
         offset: random_u32(),
-        base: None,
+        last: None,
     };
     let mut waiting_key = true;
     loop {
@@ -477,26 +513,29 @@ async fn play(
         if waiting_key && !f.is_key {
             continue;
         }
-        waiting_key = false;
-        let sets = if f.is_key {
-            feed.params()
-                .and_then(|p| parameter_sets(&p.extra_data))
-                .map(|(s, p)| s.into_iter().chain(p).collect::<Vec<_>>())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let packets = rtp.packetize(&f, &sets, channel);
-        // All of a frame or none of it: a frame cut short would show as damage until the
-        // next key frame anyway.
-        if tx.capacity() < packets.len() {
+        // All of a frame or none of it (a frame cut short would show as damage until the next
+        // key frame anyway), with room left for responses.
+        if tx.capacity() <= HEADROOM {
             waiting_key = true;
             continue;
         }
-        for p in packets {
-            if tx.try_send(p).is_err() {
-                return;
+        let sets = if f.is_key {
+            match feed.params() {
+                Some(p) if p.codec == VideoCodec::H264 => parameter_sets(&p.extra_data)
+                    .map(|(s, p)| s.into_iter().chain(p).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                // The camera changed codec: this session's SDP no longer says what comes.
+                _ => return,
             }
+        } else {
+            Vec::new()
+        };
+        waiting_key = false;
+        let packets = rtp.packetize(&f, &sets, channel).concat();
+        match tx.try_send(packets) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => waiting_key = true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }
@@ -505,30 +544,56 @@ async fn play(
 struct Rtp {
     seq: u16,
     ssrc: u32,
+    /// The timestamp of the first frame.
     offset: u32,
-    base: Option<i64>,
+    /// The last frame's time (90 kHz) and RTP timestamp.
+    last: Option<(i64, u32)>,
 }
+
+/// The longest step between two frames taken as it is; a longer one, or one back (the camera
+/// reconnected and its clock started again), counts as one frame at 30 fps, so that
+/// timestamps go on rising.
+const MAX_STEP_90K: i64 = 5 * 90_000;
 
 impl Rtp {
     /// The interleaved RTP packets of one access unit (AVC form: 4-byte lengths), the
     /// parameter sets `sets` first.
     fn packetize(&mut self, f: &VideoFrame, sets: &[Vec<u8>], channel: u8) -> Vec<Vec<u8>> {
-        let base = *self.base.get_or_insert(f.pts_90k);
-        let ts = self.offset.wrapping_add((f.pts_90k - base) as u32);
-        let mut nals: Vec<&[u8]> = sets.iter().map(Vec::as_slice).collect();
+        let ts = match self.last {
+            None => self.offset,
+            Some((pts, ts)) => {
+                let step = f.pts_90k.saturating_sub(pts);
+                let step = if (0..=MAX_STEP_90K).contains(&step) {
+                    step
+                } else {
+                    3000
+                };
+                ts.wrapping_add(step as u32)
+            }
+        };
+        self.last = Some((f.pts_90k, ts));
+        let mut frame: Vec<&[u8]> = Vec::new();
         let mut at = 0;
         let d = &f.data[..];
-        while at + 4 <= d.len() {
-            let len = u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]) as usize;
-            let Some(nal) = d.get(at + 4..at + 4 + len) else {
+        while let Some(head) = d.get(at..at + 4) {
+            let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let Some(nal) = d.get(at + 4..).and_then(|rest| rest.get(..len)) else {
                 break;
             };
-            // Parameter sets in the frame itself replace the ones sent ahead of it.
             if !nal.is_empty() {
-                nals.push(nal);
+                frame.push(nal);
             }
             at += 4 + len;
         }
+        // The parameter sets go first, after an access unit delimiter if there is one; a
+        // frame that carries its own needs none.
+        let own = frame.iter().any(|n| n[0] & 0x1f == 7);
+        let aud = usize::from(frame.first().is_some_and(|n| n[0] & 0x1f == 9));
+        let mut nals: Vec<&[u8]> = frame[..aud].to_vec();
+        if !own {
+            nals.extend(sets.iter().map(Vec::as_slice));
+        }
+        nals.extend_from_slice(&frame[aud..]);
         let mut out = Vec::new();
         let count = nals.len();
         for (i, nal) in nals.into_iter().enumerate() {
@@ -646,7 +711,7 @@ mod tests {
             seq: 65535,
             ssrc: 1,
             offset: 0,
-            base: None,
+            last: None,
         };
         let sps = vec![0x67, 1, 2];
         let packets = rtp.packetize(&f, std::slice::from_ref(&sps), 0);
@@ -666,5 +731,73 @@ mod tests {
         assert_eq!(u16::from_be_bytes([packets[1][6], packets[1][7]]), 0);
         let body: Vec<u8> = packets[1..].iter().flat_map(|p| p[18..].to_vec()).collect();
         assert_eq!(body, nal[1..]);
+
+        // Timestamps rise with the frames' times, and keep rising when the camera's clock
+        // starts again.
+        let ts = |p: &Vec<u8>| u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+        let first = ts(&packets[0]);
+        let at = |pts_90k| VideoFrame {
+            pts_90k,
+            is_key: false,
+            ..f.clone()
+        };
+        assert_eq!(
+            ts(&rtp.packetize(&at(12_000), &[], 0)[0]),
+            first.wrapping_add(3000)
+        );
+        assert_eq!(
+            ts(&rtp.packetize(&at(0), &[], 0)[0]),
+            first.wrapping_add(6000)
+        );
+        assert_eq!(
+            ts(&rtp.packetize(&at(6000), &[], 0)[0]),
+            first.wrapping_add(12_000)
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_are_read_past_binary_frames_and_cut_at_the_limit() {
+        let (mut a, b) = tokio::io::duplex(64 * 1024);
+        a.write_all(b"$\x01\x00\x03abcOPTIONS rtsp://h/front RTSP/1.0\r\nCSeq: 7\r\n\r\n")
+            .await
+            .unwrap();
+        let mut r = BufReader::new(b);
+        let Incoming::Request(req) = read_request(&mut r).await.unwrap() else {
+            panic!("no request");
+        };
+        assert_eq!((req.method.as_str(), req.cseq.as_str()), ("OPTIONS", "7"));
+        // A line that never ends is refused once it passes the limit, not read on.
+        a.write_all(&vec![b'A'; 40_000]).await.unwrap();
+        assert!(read_request(&mut r).await.is_err());
+    }
+
+    #[test]
+    fn parameter_sets_follow_a_delimiter_and_are_not_repeated() {
+        let au = |nals: &[&[u8]]| {
+            let mut d = Vec::new();
+            for n in nals {
+                d.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                d.extend_from_slice(n);
+            }
+            VideoFrame {
+                pts_90k: 0,
+                time: vigil_core::Timestamp(0),
+                is_key: true,
+                data: d.into(),
+                new_params: None,
+            }
+        };
+        let mut rtp = Rtp {
+            seq: 0,
+            ssrc: 1,
+            offset: 0,
+            last: None,
+        };
+        let sets = [vec![0x67, 1], vec![0x68, 2]];
+        let kinds = |ps: Vec<Vec<u8>>| ps.iter().map(|p| p[16] & 0x1f).collect::<Vec<_>>();
+        let f = au(&[&[0x09, 0x10], &[0x65, 1, 2]]);
+        assert_eq!(kinds(rtp.packetize(&f, &sets, 0)), [9, 7, 8, 5]);
+        let f = au(&[&[0x67, 3], &[0x68, 4], &[0x65, 1, 2]]);
+        assert_eq!(kinds(rtp.packetize(&f, &sets, 0)), [7, 8, 5]);
     }
 }

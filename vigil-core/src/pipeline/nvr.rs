@@ -514,8 +514,8 @@ impl Nvr {
         Ok(e)
     }
 
-    /// Ends the open event `id` at `at` (now when `None`), no earlier than its start; the
-    /// camera records its post-capture after it. An event already ended is left as it is.
+    /// Ends the open event `id` at `at` (now when `None`), no earlier than its start and no
+    /// later than now; the camera records its post-capture after it. An event already ended is left as it is.
     pub async fn end_event(
         &self,
         id: EventId,
@@ -530,9 +530,9 @@ impl Nvr {
         if e.end_time.is_some() {
             return Ok(e);
         }
-        let end = at
-            .unwrap_or_else(|| self.clocks.realtime())
-            .max(e.start_time);
+        // Never later than now: the camera records the post-capture after the end.
+        let now = self.clocks.realtime();
+        let end = at.map_or(now, |t| t.min(now)).max(e.start_time);
         e.end_time = Some(end);
         let mut batch = crate::store::Batch::new();
         batch.push(Mutation::PutEvent(Box::new(e.clone())));

@@ -107,6 +107,13 @@ struct TappedStream {
     feed: Arc<Feed>,
 }
 
+impl Drop for TappedStream {
+    fn drop(&mut self) {
+        // Disconnected: until the next connection gives them, nothing can be described.
+        self.feed.params.send_replace(None);
+    }
+}
+
 #[async_trait]
 impl VideoStream for TappedStream {
     fn params(&self) -> Option<Arc<VideoParams>> {

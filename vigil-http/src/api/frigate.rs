@@ -161,6 +161,7 @@ fn frigate_event(e: &Event, thumbnail: Option<String>) -> FrigateEvent<'_> {
 async fn thumbnail_b64(ctx: &Ctx, e: &Event) -> Option<String> {
     use base64::Engine;
     let rel = e.best.as_ref()?.thumbnail_path.as_ref()?;
+    vigil_core::model::validate_relative_path(rel).ok()?;
     let data = tokio::fs::read(ctx.state.data_dir()?.join(rel))
         .await
         .ok()?;
@@ -619,7 +620,11 @@ async fn vod_of(ctx: &Ctx) -> Result<Vod, ApiError> {
     if end <= start {
         return Err(ApiError::path("end", "must be after start"));
     }
-    if end.0 - start.0 > 24 * 3_600_000_000 {
+    if end
+        .0
+        .checked_sub(start.0)
+        .is_none_or(|d| d > 24 * 3_600_000_000)
+    {
         return Err(ApiError::path("end", "a playlist is at most 24 hours long"));
     }
     Ok(Vod {
@@ -690,7 +695,12 @@ struct Part {
 
 impl Part {
     fn parse(file: &str) -> Option<Part> {
-        let open = |s: &str| s.parse::<i64>().ok().filter(|t| *t >= 0).map(Timestamp);
+        let open = |s: &str| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|t| (0..i64::MAX / 2).contains(t))
+                .map(Timestamp)
+        };
         if let Some(stem) = file
             .strip_prefix("init-")
             .and_then(|f| f.strip_suffix(".mp4"))
@@ -793,12 +803,12 @@ async fn playlist(ctx: &Ctx, v: &Vod) -> Reply {
         let open = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for (start, path) in vigil_core::pipeline::open_segments(&d, &c, end, after) {
-                let Ok(Some((_, complete))) = vigil_core::mp4::fragments(&path) else {
-                    continue;
-                };
+                // One read for both the duration and where the complete fragments end (the
+                // recorder appends meanwhile).
                 let Ok(info) = vigil_core::mp4::read(&path) else {
                     continue;
                 };
+                let complete = info.complete_len;
                 let secs = info.duration() as f64 / f64::from(vigil_core::mp4::TIMESCALE);
                 if secs > 0.0 {
                     out.push(Entry {
