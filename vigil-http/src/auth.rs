@@ -991,7 +991,19 @@ impl Auth {
             .keys
             .iter()
             .find(|k| same(&k.key_hash, &h) && k.expires_at.is_none_or(|e| e > t))?;
-        principal_of_key(&db, k, t, via)
+        let a = db.accounts.iter().find(|a| Some(a.id) == k.owner)?;
+        let due = k
+            .last_used
+            .is_none_or(|u| t.0.saturating_sub(u.0) >= LAST_USED_EVERY.as_micros() as i64);
+        Some((
+            Principal {
+                account_id: a.id.to_string(),
+                username: a.username.clone(),
+                role: least(a.role, k.role),
+                via: via(k),
+            },
+            due.then_some(k.id),
+        ))
     }
 
     /// The JWT of a token just issued, for clients that expect one (Home Assistant's Frigate
@@ -1022,64 +1034,6 @@ impl Auth {
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
-    /// The principal of a JWT made by [`Auth::jwt`]: `None` when it is malformed, its
-    /// signature is wrong, or its token is revoked or expired.
-    fn principal_of_jwt(&self, jwt: &str) -> Option<(Principal, Option<ApiKeyId>)> {
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        use base64::Engine;
-        use hmac::Mac;
-        #[derive(serde::Deserialize)]
-        struct Claims {
-            tok: String,
-        }
-        let (signed, sig) = jwt.rsplit_once('.')?;
-        let (_, payload) = signed.split_once('.')?;
-        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        if !claims.tok.starts_with(TOKEN_PREFIX) {
-            return None;
-        }
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        jwt_mac(&claims.tok, signed).verify_slice(&sig).ok()?;
-        self.principal_of_secret(&claims.tok, |k| Via::Bearer {
-            token_id: k.id.to_string(),
-        })
-    }
-}
-
-/// HMAC-SHA256 keyed by a token, fed `signed` (a JWT's header and payload).
-fn jwt_mac(key: &str, signed: &str) -> hmac::Hmac<Sha256> {
-    use hmac::Mac;
-    // HMAC takes a key of any length: this cannot fail.
-    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
-    mac.update(signed.as_bytes());
-    mac
-}
-
-/// The principal of key or token `k` (whose account must still be there), and the record's id
-/// when its `last_used` is due to be written again.
-fn principal_of_key(
-    db: &Db,
-    k: &ApiKey,
-    t: Timestamp,
-    via: impl FnOnce(&ApiKey) -> Via,
-) -> Option<(Principal, Option<ApiKeyId>)> {
-    let a = db.accounts.iter().find(|a| Some(a.id) == k.owner)?;
-    let due = k
-        .last_used
-        .is_none_or(|u| t.0.saturating_sub(u.0) >= LAST_USED_EVERY.as_micros() as i64);
-    Some((
-        Principal {
-            account_id: a.id.to_string(),
-            username: a.username.clone(),
-            role: least(a.role, k.role),
-            via: via(k),
-        },
-        due.then_some(k.id),
-    ))
-}
-
-impl Auth {
     /// Writes that a key or token was used now (unless it was revoked meanwhile).
     async fn touch(&self, id: ApiKeyId) {
         let t = now();
@@ -1177,16 +1131,17 @@ impl Auth {
                 .ok_or_else(|| unauthorized("the API key is not valid (unknown or revoked)"));
         }
         if let Some(t) = &creds.bearer {
-            if t.starts_with("ey") {
-                // A JWT (its header is base64 of `{"`), from `POST /api/login`.
-                let (p, due) = self.principal_of_jwt(t).ok_or_else(|| {
+            // A JWT (its header is base64 of `{"`) from `POST /api/login` stands for the
+            // token it carries.
+            let jwt_token;
+            let t = if t.starts_with("ey") {
+                jwt_token = token_of_jwt(t).ok_or_else(|| {
                     unauthorized("the token is not valid (unknown, expired or revoked)")
                 })?;
-                if let Some(id) = due {
-                    self.touch(id).await;
-                }
-                return Ok(Some(p));
-            }
+                &jwt_token
+            } else {
+                t
+            };
             if !t.starts_with(TOKEN_PREFIX) {
                 return Err(unauthorized(
                     "the token is not valid (unknown, expired or revoked)",
@@ -1223,6 +1178,35 @@ impl Auth {
         }
         Ok(None)
     }
+}
+
+/// The token a JWT made by [`Auth::jwt`] carries, once its signature is checked; `None` when
+/// it is malformed or its signature is wrong (whether the token is valid is the caller's to
+/// check).
+fn token_of_jwt(jwt: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::Mac;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        tok: String,
+    }
+    let (signed, sig) = jwt.rsplit_once('.')?;
+    let (_, payload) = signed.split_once('.')?;
+    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    jwt_mac(&claims.tok, signed).verify_slice(&sig).ok()?;
+    Some(claims.tok)
+}
+
+/// HMAC-SHA256 keyed by a token, fed `signed` (a JWT's header and payload).
+fn jwt_mac(key: &str, signed: &str) -> hmac::Hmac<Sha256> {
+    use hmac::Mac;
+    // HMAC takes a key of any length: this cannot fail.
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    mac.update(signed.as_bytes());
+    mac
 }
 
 #[cfg(test)]

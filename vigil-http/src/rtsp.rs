@@ -531,7 +531,7 @@ async fn play(
             Vec::new()
         };
         waiting_key = false;
-        let packets = rtp.packetize(&f, &sets, channel).concat();
+        let packets = rtp.packetize(&f, &sets, channel);
         match tx.try_send(packets) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => waiting_key = true,
@@ -557,8 +557,8 @@ const MAX_STEP_90K: i64 = 5 * 90_000;
 
 impl Rtp {
     /// The interleaved RTP packets of one access unit (AVC form: 4-byte lengths), the
-    /// parameter sets `sets` first.
-    fn packetize(&mut self, f: &VideoFrame, sets: &[Vec<u8>], channel: u8) -> Vec<Vec<u8>> {
+    /// parameter sets `sets` first, back to back in one buffer (one queue entry, one write).
+    fn packetize(&mut self, f: &VideoFrame, sets: &[Vec<u8>], channel: u8) -> Vec<u8> {
         let ts = match self.last {
             None => self.offset,
             Some((pts, ts)) => {
@@ -594,21 +594,20 @@ impl Rtp {
             nals.extend(sets.iter().map(Vec::as_slice));
         }
         nals.extend_from_slice(&frame[aud..]);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(f.data.len() + f.data.len() / MAX_PAYLOAD * 18 + 64);
         let count = nals.len();
         for (i, nal) in nals.into_iter().enumerate() {
             let last = i + 1 == count;
             if nal.len() <= MAX_PAYLOAD {
-                out.push(self.packet(channel, ts, last, &[nal]));
+                self.packet(&mut out, channel, ts, last, &[nal]);
                 continue;
             }
             // FU-A: the NAL header's bits in the indicator and the header, the rest in pieces.
             let indicator = (nal[0] & 0xe0) | 28;
             let kind = nal[0] & 0x1f;
             let body = &nal[1..];
-            let pieces: Vec<&[u8]> = body.chunks(MAX_PAYLOAD - 2).collect();
-            let n = pieces.len();
-            for (j, piece) in pieces.into_iter().enumerate() {
+            let n = body.len().div_ceil(MAX_PAYLOAD - 2);
+            for (j, piece) in body.chunks(MAX_PAYLOAD - 2).enumerate() {
                 let mut header = kind;
                 if j == 0 {
                     header |= 0x80;
@@ -616,21 +615,21 @@ impl Rtp {
                 if j + 1 == n {
                     header |= 0x40;
                 }
-                out.push(self.packet(
+                self.packet(
+                    &mut out,
                     channel,
                     ts,
                     last && j + 1 == n,
                     &[&[indicator, header], piece],
-                ));
+                );
             }
         }
         out
     }
 
-    /// One interleaved RTP packet of `payload`'s parts.
-    fn packet(&mut self, channel: u8, ts: u32, marker: bool, payload: &[&[u8]]) -> Vec<u8> {
+    /// Appends to `b` one interleaved RTP packet of `payload`'s parts.
+    fn packet(&mut self, b: &mut Vec<u8>, channel: u8, ts: u32, marker: bool, payload: &[&[u8]]) {
         let len: usize = 12 + payload.iter().map(|p| p.len()).sum::<usize>();
-        let mut b = Vec::with_capacity(4 + len);
         b.push(b'$');
         b.push(channel);
         b.extend_from_slice(&(len as u16).to_be_bytes());
@@ -647,13 +646,23 @@ impl Rtp {
             b.extend_from_slice(p);
         }
         self.seq = self.seq.wrapping_add(1);
-        b
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The interleaved packets of a buffer [`Rtp::packetize`] made, one by one.
+    fn split(mut b: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while b.len() >= 4 {
+            let n = 4 + usize::from(u16::from_be_bytes([b[2], b[3]]));
+            out.push(b[..n].to_vec());
+            b = &b[n..];
+        }
+        out
+    }
 
     #[test]
     fn urls_name_the_camera_and_keep_the_query() {
@@ -714,7 +723,7 @@ mod tests {
             last: None,
         };
         let sps = vec![0x67, 1, 2];
-        let packets = rtp.packetize(&f, std::slice::from_ref(&sps), 0);
+        let packets = split(&rtp.packetize(&f, std::slice::from_ref(&sps), 0));
         assert_eq!(packets.len(), 1 + 3);
         // The SPS whole, unmarked; then FU-A start, middle, end (marked).
         assert_eq!(&packets[0][16..], &sps[..]);
@@ -742,15 +751,15 @@ mod tests {
             ..f.clone()
         };
         assert_eq!(
-            ts(&rtp.packetize(&at(12_000), &[], 0)[0]),
+            ts(&split(&rtp.packetize(&at(12_000), &[], 0))[0]),
             first.wrapping_add(3000)
         );
         assert_eq!(
-            ts(&rtp.packetize(&at(0), &[], 0)[0]),
+            ts(&split(&rtp.packetize(&at(0), &[], 0))[0]),
             first.wrapping_add(6000)
         );
         assert_eq!(
-            ts(&rtp.packetize(&at(6000), &[], 0)[0]),
+            ts(&split(&rtp.packetize(&at(6000), &[], 0))[0]),
             first.wrapping_add(12_000)
         );
     }
@@ -796,8 +805,8 @@ mod tests {
         let sets = [vec![0x67, 1], vec![0x68, 2]];
         let kinds = |ps: Vec<Vec<u8>>| ps.iter().map(|p| p[16] & 0x1f).collect::<Vec<_>>();
         let f = au(&[&[0x09, 0x10], &[0x65, 1, 2]]);
-        assert_eq!(kinds(rtp.packetize(&f, &sets, 0)), [9, 7, 8, 5]);
+        assert_eq!(kinds(split(&rtp.packetize(&f, &sets, 0))), [9, 7, 8, 5]);
         let f = au(&[&[0x67, 3], &[0x68, 4], &[0x65, 1, 2]]);
-        assert_eq!(kinds(rtp.packetize(&f, &sets, 0)), [7, 8, 5]);
+        assert_eq!(kinds(split(&rtp.packetize(&f, &sets, 0))), [7, 8, 5]);
     }
 }
