@@ -174,8 +174,29 @@ pub fn parse_source(
 pub fn source_url(s: &Source) -> String {
     match s {
         Source::Rtsp { url, .. } => url.clone(),
+        // `file://` is read as `file:` with the slashes of an empty authority.
+        Source::File { path, .. } if path.starts_with("//") => format!("file://{path}"),
         Source::File { path, .. } => format!("file:{path}"),
         Source::Synthetic { width, height, fps } => format!("synthetic:{width}x{height}@{fps}"),
+    }
+}
+
+/// `url` with the password of its user information (`rtsp://user:password@host/...`) replaced
+/// by `***`, as the API shows a camera's URL. The user information is what precedes the last
+/// `@` of the authority, which ends at the first `/`, `?` or `#` (RFC 3986): a password may
+/// hold an `@`, a path may not make one.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_owned(),
     }
 }
 
@@ -323,6 +344,23 @@ impl CameraSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(
+            mask_password("rtsp://u:secret@h:554/x"),
+            "rtsp://u:***@h:554/x"
+        );
+        assert_eq!(mask_password("rtsp://h/x@y"), "rtsp://h/x@y");
+        assert_eq!(mask_password("rtsp://u@h/x"), "rtsp://u@h/x");
+        assert_eq!(mask_password("synthetic:"), "synthetic:");
+        // A password may hold an `@`: the last one of the authority ends it.
+        assert_eq!(mask_password("rtsp://u:p@ss@h/x@y"), "rtsp://u:***@h/x@y");
+        assert_eq!(
+            mask_password("rtsp://u:p@ss@h?q=a@b"),
+            "rtsp://u:***@h?q=a@b"
+        );
+    }
 
     #[test]
     fn slugs_and_sources() {

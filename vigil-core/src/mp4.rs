@@ -747,15 +747,19 @@ fn read_boxes<R: Read + Seek>(r: &mut R, len: u64) -> Result<Mp4Info> {
             b"mdat" => {
                 if let Some(t) = track.as_mut() {
                     if fragmented {
-                        // Fragments whose data lies inside this complete mdat are complete.
-                        let (done, rest): (Vec<Sample>, Vec<Sample>) = pending
-                            .drain(..)
-                            .partition(|s| s.offset + u64::from(s.size) <= h.end);
-                        t.samples.extend(done);
-                        pending = rest;
-                        if pending.is_empty() {
-                            complete = h.end;
+                        // A fragment's samples lie in the mdat that follows its moof. One
+                        // whose samples point elsewhere is damaged, and what follows it
+                        // cannot be trusted: the file is complete up to the fragment before.
+                        let body = h.start + h.header;
+                        if pending
+                            .iter()
+                            .any(|s| s.offset < body || s.offset + u64::from(s.size) > h.end)
+                        {
+                            pending.clear();
+                            break;
                         }
+                        t.samples.append(&mut pending);
+                        complete = h.end;
                     }
                 }
                 if !fragmented {
@@ -805,11 +809,19 @@ fn parse_moov(buf: &[u8], base: u64) -> Result<(Track, Fields, bool)> {
     let body = Body { b: buf, pos: 0 };
     let kids = body.children(0)?;
     let mut fields = Vec::new();
+    // A duration field at `pos` of a box's body `b` whose body starts at `at` in the file; one
+    // that a box too short does not hold is left alone (salvage would write over the next
+    // box's header).
+    let mut field = |b: &[u8], at: usize, pos: usize, w: u8| {
+        if pos + usize::from(w) <= b.len() {
+            fields.push((base + (at + pos) as u64, w));
+        }
+    };
     if let Some((mvhd, off)) = child(&kids, b"mvhd") {
         let v = mvhd.first().copied().unwrap_or(0);
         // version 1: flags(4) creation(8) modification(8) timescale(4) duration(8)
         let (pos, w) = if v == 1 { (24, 8) } else { (16, 4) };
-        fields.push((base + (off + pos) as u64, w));
+        field(mvhd, off, pos, w);
     }
     let mut fragmented = false;
     let mut trex = (0, 0, 0);
@@ -819,7 +831,7 @@ fn parse_moov(buf: &[u8], base: u64) -> Result<(Track, Fields, bool)> {
         for (typ, b, o) in mb.children(0)? {
             if &typ == b"mehd" {
                 let w = if b.first() == Some(&1) { 8 } else { 4 };
-                fields.push((base + (off + o + 4) as u64, w));
+                field(b, off + o, 4, w);
             }
             if &typ == b"trex" {
                 let mut t = Body { b, pos: 0 };
@@ -855,7 +867,7 @@ fn parse_moov(buf: &[u8], base: u64) -> Result<(Track, Fields, bool)> {
             let v = tkhd.first().copied().unwrap_or(0);
             // v1: flags(4) creation(8) modification(8) track(4) reserved(4) duration(8)
             let (pos, w) = if v == 1 { (28, 8) } else { (20, 4) };
-            fields.push((base + (trak_off + off + pos) as u64, w));
+            field(tkhd, trak_off + off, pos, w);
         }
         if let Some((mdhd, off)) = child(&mk, b"mdhd") {
             let mut m = Body { b: mdhd, pos: 0 };
@@ -863,11 +875,11 @@ fn parse_moov(buf: &[u8], base: u64) -> Result<(Track, Fields, bool)> {
             if v == 1 {
                 m.take(16)?;
                 t.timescale = m.u32()?;
-                fields.push((base + (trak_off + mdia_off + off + 24) as u64, 8));
+                field(mdhd, trak_off + mdia_off + off, 24, 8);
             } else {
                 m.take(8)?;
                 t.timescale = m.u32()?;
-                fields.push((base + (trak_off + mdia_off + off + 16) as u64, 4));
+                field(mdhd, trak_off + mdia_off + off, 16, 4);
             }
         }
         if t.timescale == 0 {

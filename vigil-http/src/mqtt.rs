@@ -471,72 +471,152 @@ async fn connection(shared: Arc<Shared>, state: AppState, mut eventloop: EventLo
     }
 }
 
-/// An incoming message: a camera switch command, or an MQTT trigger's signal.
-async fn message(shared: &Shared, state: &AppState, topic: &str, payload: &[u8]) {
-    let text = String::from_utf8_lossy(payload);
-    let text = text.trim();
-    if let Some(rest) = topic
-        .strip_prefix(&shared.prefix)
-        .and_then(|r| r.strip_prefix('/'))
-    {
-        let parts: Vec<&str> = rest.split('/').collect();
-        if let [camera, switch, "set"] = parts[..] {
-            command(shared, state, camera, switch, text).await;
-            return;
-        }
-    }
-    trigger_signal(state, topic, text).await;
+/// What an incoming message asks for, read from its topic and payload alone (acting on it
+/// needs the store and the cameras).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `P/<camera>/<switch>/set` of a setting: the camera patched with `patch`, as
+    /// `PATCH /api/cameras/{camera}` with that body would.
+    Patch {
+        /// The camera, as the topic names it (not yet checked to exist).
+        camera: String,
+        /// The topic's switch.
+        switch: String,
+        /// The body of the patch.
+        patch: Value,
+    },
+    /// `review_alerts` or `review_detections` set.
+    Review {
+        /// The camera, as the topic names it.
+        camera: String,
+        /// `true` for `review_alerts`, `false` for `review_detections`.
+        alerts: bool,
+        /// On or off.
+        on: bool,
+    },
+    /// `improve_contrast` set: it stays on (motion detection always stretches contrast), so
+    /// its state is published again; `on` is what was asked.
+    ImproveContrast {
+        /// The camera, as the topic names it.
+        camera: String,
+        /// What was asked.
+        on: bool,
+    },
+    /// A message outside the command topics: a signal for the MQTT triggers listening there.
+    Signal {
+        /// The topic.
+        topic: String,
+        /// The payload as text, trimmed.
+        payload: String,
+    },
+    /// A command topic with something wrong: why it is ignored.
+    Invalid {
+        /// The camera, as the topic names it.
+        camera: String,
+        /// The topic's switch.
+        switch: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
-/// `P/<camera>/<switch>/set`: the camera patched as `PATCH /api/cameras/{camera}` would, or
-/// its review switches set.
-async fn command(shared: &Shared, state: &AppState, camera: &str, switch: &str, payload: &str) {
-    if let Some(setting) = switch.strip_prefix("motion_") {
-        let limit = match setting {
-            "threshold" => 255,
-            "contour_area" => 1_000_000,
+impl Command {
+    /// Reads a message on `topic` under the prefix `prefix`.
+    pub fn parse(prefix: &str, topic: &str, payload: &[u8]) -> Command {
+        let text = String::from_utf8_lossy(payload);
+        let text = text.trim();
+        let command = topic
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|rest| match rest.split('/').collect::<Vec<_>>()[..] {
+                [camera, switch, "set"] => Some((camera, switch)),
+                _ => None,
+            });
+        let Some((camera, switch)) = command else {
+            return Command::Signal {
+                topic: topic.to_owned(),
+                payload: text.to_owned(),
+            };
+        };
+        let invalid = |reason: String| Command::Invalid {
+            camera: camera.to_owned(),
+            switch: switch.to_owned(),
+            reason,
+        };
+        if let Some(setting) = switch.strip_prefix("motion_") {
+            let limit = match setting {
+                "threshold" => 255,
+                "contour_area" => 1_000_000,
+                _ => return invalid("no such setting".into()),
+            };
+            return match text.parse::<u32>() {
+                Ok(n) if (1..=limit).contains(&n) => Command::Patch {
+                    camera: camera.to_owned(),
+                    switch: switch.to_owned(),
+                    patch: json!({"motion": {setting: n}}),
+                },
+                _ => invalid(format!(
+                    "the payload {text:?} is not a number within 1..={limit}"
+                )),
+            };
+        }
+        let on = match text.to_ascii_uppercase().as_str() {
+            "ON" => true,
+            "OFF" => false,
+            _ => return invalid(format!("the payload {text:?} is not ON or OFF")),
+        };
+        let patch = match switch {
+            "detect" => json!({"detect": {"enabled": on}}),
+            "recordings" => json!({"record": {"enabled": on}}),
+            "motion" => json!({"motion": {"enabled": on}}),
+            "snapshots" => json!({"snapshots": {"enabled": on}}),
+            "enabled" => json!({"enabled": on}),
+            "review_alerts" | "review_detections" => {
+                return Command::Review {
+                    camera: camera.to_owned(),
+                    alerts: switch == "review_alerts",
+                    on,
+                }
+            }
+            "improve_contrast" => {
+                return Command::ImproveContrast {
+                    camera: camera.to_owned(),
+                    on,
+                }
+            }
             _ => {
-                tracing::warn!(camera, switch, "MQTT command ignored: no such setting");
-                return;
+                return invalid(
+                    "no such switch (detect, recordings, motion, snapshots, enabled, \
+                     improve_contrast, review_alerts, review_detections)"
+                        .into(),
+                )
             }
         };
-        match payload.parse::<u32>() {
-            Ok(n) if (1..=limit).contains(&n) => {
-                patch_camera(state, camera, switch, json!({"motion": {setting: n}})).await;
-            }
-            _ => tracing::warn!(
-                camera,
-                switch,
-                payload,
-                "MQTT command ignored: the payload must be a number within 1..={limit}"
-            ),
+        Command::Patch {
+            camera: camera.to_owned(),
+            switch: switch.to_owned(),
+            patch,
         }
-        return;
     }
-    let on = match payload.to_ascii_uppercase().as_str() {
-        "ON" => true,
-        "OFF" => false,
-        _ => {
-            tracing::warn!(
-                camera,
-                switch,
-                payload,
-                "MQTT command ignored: the payload must be ON or OFF"
-            );
-            return;
+}
+
+/// An incoming message: a camera switch command, or an MQTT trigger's signal.
+async fn message(shared: &Shared, state: &AppState, topic: &str, payload: &[u8]) {
+    match Command::parse(&shared.prefix, topic, payload) {
+        Command::Patch {
+            camera,
+            switch,
+            patch,
+        } => patch_camera(state, &camera, &switch, patch).await,
+        Command::Review { camera, alerts, on } => {
+            let switch = if alerts {
+                "review_alerts"
+            } else {
+                "review_detections"
+            };
+            set_review(state, &camera, switch, on).await;
         }
-    };
-    let patch = match switch {
-        "detect" => json!({"detect": {"enabled": on}}),
-        "recordings" => json!({"record": {"enabled": on}}),
-        "motion" => json!({"motion": {"enabled": on}}),
-        "snapshots" => json!({"snapshots": {"enabled": on}}),
-        "enabled" => json!({"enabled": on}),
-        "review_alerts" | "review_detections" => {
-            set_review(state, camera, switch, on).await;
-            return;
-        }
-        "improve_contrast" => {
+        Command::ImproveContrast { camera, on } => {
             if !on {
                 tracing::warn!(
                     camera,
@@ -544,16 +624,16 @@ async fn command(shared: &Shared, state: &AppState, camera: &str, switch: &str, 
                 );
             }
             // The state is ON either way; say so again, so the switch shows it.
-            let topic = shared.topic(&format!("{}/improve_contrast/state", level(camera)));
+            let topic = shared.topic(&format!("{}/improve_contrast/state", level(&camera)));
             shared.send(topic, QoS::AtLeastOnce, true, on_off(true));
-            return;
         }
-        _ => {
-            tracing::warn!(camera, switch, "MQTT command ignored: no such switch (detect, recordings, motion, snapshots, enabled, improve_contrast, review_alerts, review_detections)");
-            return;
-        }
-    };
-    patch_camera(state, camera, switch, patch).await;
+        Command::Signal { topic, payload } => trigger_signal(state, &topic, &payload).await,
+        Command::Invalid {
+            camera,
+            switch,
+            reason,
+        } => tracing::warn!(camera, switch, "MQTT command ignored: {reason}"),
+    }
 }
 
 /// `PATCH /api/cameras/{camera}` with `patch`, as the service `mqtt`.

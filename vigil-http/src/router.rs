@@ -243,6 +243,16 @@ impl Router {
         self.table.iter().flat_map(|(_, eps)| eps.iter())
     }
 
+    /// The endpoint that answers `method path` (the request's path as [`crate::respond`]
+    /// matches it: as sent, without the query or trailing slashes), if any. Its pattern tells,
+    /// for one, what [`crate::access`] the request needs.
+    pub fn endpoint(&self, method: &Method, path: &str) -> Option<&Endpoint> {
+        match self.find(method, path) {
+            Found::Endpoint(ep, _) => Some(ep),
+            Found::WrongMethod(_) | Found::Nothing => None,
+        }
+    }
+
     /// The endpoint of `method path`. Under [`FRIGATE_PREFIX`], the root's endpoint for the
     /// rest of the path, or the endpoint registered under the prefix for the same pattern,
     /// where Frigate's shape differs from the canonical one.

@@ -152,10 +152,11 @@ async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
     let req = Request {
+        // Echoed in the response's head: a CR in it would end the header line there.
         cseq: headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("cseq"))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.chars().filter(|c| !c.is_control()).collect())
             .unwrap_or_default(),
         method,
         url,

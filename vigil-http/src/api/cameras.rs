@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use hyper::StatusCode;
 use serde_json::Value;
-use vigil_core::config::CameraSpec;
+use vigil_core::config::{mask_password, CameraSpec};
 use vigil_core::pipeline::CameraStatus;
 use vigil_core::{CameraConfig, CameraId, Mutation, Zone};
 
@@ -134,21 +134,6 @@ pub(super) fn routes(r: &mut Router) {
     );
 }
 
-/// Replaces the password of an `rtsp://user:pass@host` URL with `***`.
-pub(crate) fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (auth, host) = match rest.split_once('@') {
-        Some((a, h)) if !a.contains('/') => (a, h),
-        _ => return url.to_owned(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 /// Puts back the stored password where a client sends the masked form it was shown; a URL
 /// still masked but otherwise changed is refused (storing `***` as the password would lose the
 /// real one without a word).
@@ -162,7 +147,7 @@ fn unmask(new: &mut CameraSpec, old: &CameraSpec) -> Result<(), ApiError> {
             continue;
         }
         match old_url {
-            Some(o) if mask_url(o) == *url => url.clone_from(o),
+            Some(o) if mask_password(o) == *url => url.clone_from(o),
             _ => {
                 return Err(ApiError::body(
                     &[field],
@@ -195,8 +180,8 @@ fn status_word(s: Option<&CameraStatus>, cfg: &CameraConfig) -> &'static str {
 /// A camera as the API shows it: its spec (credentials masked), status and timestamps.
 pub(crate) fn wire_camera(cfg: &CameraConfig, status: Option<&CameraStatus>) -> Value {
     let mut spec = CameraSpec::of(cfg);
-    spec.url = spec.url.as_deref().map(mask_url);
-    spec.detect_url = spec.detect_url.as_deref().map(mask_url);
+    spec.url = spec.url.as_deref().map(mask_password);
+    spec.detect_url = spec.detect_url.as_deref().map(mask_password);
     if spec.password.is_some() {
         spec.password = Some("***".into());
     }
@@ -648,14 +633,6 @@ async fn paths(ctx: Ctx) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(mask_url("rtsp://u:secret@h:554/x"), "rtsp://u:***@h:554/x");
-        assert_eq!(mask_url("rtsp://h/x@y"), "rtsp://h/x@y");
-        assert_eq!(mask_url("rtsp://u@h/x"), "rtsp://u@h/x");
-        assert_eq!(mask_url("synthetic:"), "synthetic:");
-    }
 
     #[test]
     fn merge_patch_merges() {
