@@ -75,6 +75,14 @@ pub const API_VERSION: &str = concat!("0.16.0-vigil-", env!("CARGO_PKG_VERSION")
 /// The largest request body read; a larger one is answered with 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// How long a request's body may take to arrive, once its head has (`408` after that); the
+/// head itself must arrive within [`HEADER_TIMEOUT`].
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a request's head may take to arrive (a client that sends it a byte at a time, or
+/// a connection left open and silent, is closed then).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a handler may take to produce its response (a stream's body may then run on).
 pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -562,7 +570,18 @@ where
             return Err(e);
         }
     };
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    // A client that sends its body slowly holds nothing for long.
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::Status(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return Err(if e.is::<http_body_util::LengthLimitError>() {
@@ -929,7 +948,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(HEADER_TIMEOUT);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -945,11 +964,21 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let svc = hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    // hyper times a head from its first byte: a connection that never sends one
+                    // would stay open for ever (and a few thousand would use up the process's
+                    // files).
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                    let svc =
+                        hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, err = %e, "connection ended with an error");
                     }
                 });
