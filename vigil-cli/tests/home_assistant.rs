@@ -16,7 +16,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{http, start_with, stop};
+use common::{http, start_with, stop, Daemon};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use vigil_core::testing::{free_port, Mosquitto};
@@ -81,19 +81,6 @@ impl Sub {
             return p.clone();
         }
         self.expect(topic, secs, pred)
-    }
-}
-
-/// vigild, killed when the test fails before it stops it (a failed test must not leave it
-/// running).
-struct Daemon(Option<std::process::Child>);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

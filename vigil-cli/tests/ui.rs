@@ -4,6 +4,7 @@
 //! script's screenshots of each page are left in `target/tmp/ui-screenshots/` for review.
 
 mod common;
+use common::Daemon;
 
 use std::path::Path;
 use std::process::Command;
@@ -117,22 +118,4 @@ fn the_web_interface_works_in_a_browser() {
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert!(readme.contains("](docs/images/event-page.png)"));
     assert!(root.join("docs/images/event-page.png").exists());
-}
-
-/// vigild, killed if the test fails before stopping it.
-struct Daemon(Option<std::process::Child>);
-
-impl Daemon {
-    fn take(mut self) -> std::process::Child {
-        self.0.take().expect("running")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }

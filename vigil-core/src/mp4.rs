@@ -373,7 +373,11 @@ impl SegmentWriter {
     pub fn create(path: &Path, params: VideoParams, fragment_ticks: u64) -> Result<Self> {
         let mut file = File::create(path).map_err(io_err("create segment"))?;
         let init = init_segment(&params);
-        file.write_all(&init).map_err(io_err("write segment"))?;
+        if let Err(e) = file.write_all(&init) {
+            // Not even the init segment (the disk full): no file is left behind.
+            let _ = std::fs::remove_file(path);
+            return Err(io_err("write segment")(e));
+        }
         let info = read_boxes(&mut io::Cursor::new(&init), init.len() as u64)?;
         Ok(SegmentWriter {
             file,
@@ -455,7 +459,15 @@ impl SegmentWriter {
         for (_, data, _) in &self.pending {
             out.extend_from_slice(data);
         }
-        self.file.write_all(&out).map_err(io_err("write segment"))?;
+        if let Err(e) = self.file.write_all(&out) {
+            // The disk full, say: what was written before stays whole (the file is cut back to
+            // it, so the next fragment follows it) and the pending frames are lost.
+            let _ = self.file.set_len(self.written);
+            let _ = self.file.seek(SeekFrom::Start(self.written));
+            self.frames -= self.pending.len() as u32;
+            self.pending.clear();
+            return Err(io_err("write segment")(e));
+        }
         self.written += out.len() as u64;
         self.next_dts += entries.iter().map(|e| u64::from(e.0)).sum::<u64>();
         self.pending.clear();
@@ -464,20 +476,40 @@ impl SegmentWriter {
 
     /// Writes the remaining frames (the last lasting until `end_pts`, the time of the frame that
     /// starts the next segment, or `None` to repeat the previous frame's duration), patches the
-    /// durations and fsyncs the file. Returns the duration in ticks and the file size.
-    pub fn finish(mut self, end_pts: Option<i64>) -> Result<(u64, u64)> {
+    /// durations and fsyncs the file. When the remaining frames cannot be written (the disk is
+    /// full) the segment is finished without them, as long as it holds a frame.
+    pub fn finish(mut self, end_pts: Option<i64>) -> Result<Finished> {
         let end = match (end_pts, self.pending.as_slice()) {
             (Some(e), _) => e,
             (None, [.., a, b]) => b.0 + (b.0 - a.0).max(1),
             (None, [b]) => b.0 + 3000,
             (None, []) => 0,
         };
-        self.write_fragment(end)?;
+        if let Err(e) = self.write_fragment(end) {
+            if self.frames == 0 {
+                return Err(e);
+            }
+        }
         let duration = self.next_dts;
         patch_durations(&mut self.file, &self.duration_fields, duration)?;
         self.file.sync_all().map_err(io_err("fsync segment"))?;
-        Ok((duration, self.written))
+        Ok(Finished {
+            duration_ticks: duration,
+            size: self.written,
+            frames: self.frames,
+        })
     }
+}
+
+/// A finished segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// Its duration, in ticks of its timescale.
+    pub duration_ticks: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The frames it holds.
+    pub frames: u32,
 }
 
 fn patch_durations(f: &mut File, fields: &[(u64, u8)], duration: u64) -> Result<()> {

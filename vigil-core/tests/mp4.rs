@@ -18,7 +18,8 @@ fn write_segment(h264: &Path, path: &Path, n: usize) -> (u64, u64) {
     for (i, au) in aus.iter().take(n).enumerate() {
         w.push(i as i64 * TICK, &au.data, au.is_key).unwrap();
     }
-    w.finish(Some(n as i64 * TICK)).unwrap()
+    let done = w.finish(Some(n as i64 * TICK)).unwrap();
+    (done.duration_ticks, done.size)
 }
 
 #[test]

@@ -63,7 +63,8 @@ impl World {
         for (i, au) in self.aus.iter().enumerate() {
             w.push(i as i64 * tick, &au.data, au.is_key).unwrap();
         }
-        let (ticks, size) = w.finish(Some(self.aus.len() as i64 * tick)).unwrap();
+        let done = w.finish(Some(self.aus.len() as i64 * tick)).unwrap();
+        let (ticks, size) = (done.duration_ticks, done.size);
         let r = Recording {
             id,
             camera,

@@ -304,5 +304,9 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| {
+            // The disk full, say: no half-written file is left behind.
+            let _ = std::fs::remove_file(&tmp);
+            Error::internal(format!("cannot write {}: {e}", path.display()))
+        })
 }

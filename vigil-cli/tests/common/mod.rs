@@ -68,6 +68,26 @@ fn spawn_and_wait(mut cmd: Command, data: &Path, port: u16) -> Child {
     }
 }
 
+/// vigild, killed when the test fails before it stops it (a failed test must not leave it
+/// running).
+pub struct Daemon(pub Option<Child>);
+
+impl Daemon {
+    /// The running child, to stop it.
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub fn stop(mut child: Child) {
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

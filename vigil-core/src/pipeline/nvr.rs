@@ -56,6 +56,10 @@ pub struct NvrOptions {
     pub budget: DiskBudget,
     /// How often retention runs.
     pub retention_interval: std::time::Duration,
+    /// How often, between retention passes, the disk budget is checked (a cheap look at the
+    /// filesystem and the store's totals); a pass runs at once when it is exceeded, so a disk
+    /// filling fast is caught within this time.
+    pub budget_check_interval: std::time::Duration,
     /// Builds each camera's analyser (motion, detection, events); `None` records only.
     pub analyzers: Option<AnalyzerFactory>,
 }
@@ -65,6 +69,7 @@ impl std::fmt::Debug for NvrOptions {
         f.debug_struct("NvrOptions")
             .field("budget", &self.budget)
             .field("retention_interval", &self.retention_interval)
+            .field("budget_check_interval", &self.budget_check_interval)
             .field("analyzers", &self.analyzers.is_some())
             .finish()
     }
@@ -75,6 +80,7 @@ impl Default for NvrOptions {
         NvrOptions {
             budget: DiskBudget::default(),
             retention_interval: std::time::Duration::from_secs(60),
+            budget_check_interval: std::time::Duration::from_secs(2),
             analyzers: None,
         }
     }
@@ -205,12 +211,24 @@ impl Nvr {
             budget,
         ));
         let r = retention.clone();
-        let every = opts.retention_interval;
+        let (every, check_every) = (opts.retention_interval, opts.budget_check_interval);
         let retention_task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut check = tokio::time::interval(check_every);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = check.tick() => match r.over_budget().await {
+                        Ok(0) => continue,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(err = %e, "cannot check the disk budget");
+                            continue;
+                        }
+                    },
+                }
                 if let Err(e) = r.run().await {
                     tracing::error!(err = %e, "retention pass failed");
                 }

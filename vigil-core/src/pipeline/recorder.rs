@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::{CameraId, IdGenerator, RecordingId};
 use crate::media::{VideoFrame, VideoParams};
 use crate::model::{RecordMode, RecordSettings, Recording, RecordingKind};
-use crate::mp4::{self, SegmentWriter, TIMESCALE};
+use crate::mp4::{self, Finished, SegmentWriter, TIMESCALE};
 use crate::store::{Mutation, Store};
 use crate::time::Timestamp;
 
@@ -168,23 +168,16 @@ pub fn parse_open_name(name: &str) -> Option<(CameraId, RecordingId, Timestamp, 
     Some((camera, id, start, kind))
 }
 
-/// What was written into a segment.
-struct Written {
-    duration_ticks: u64,
-    size: u64,
-    frames: u32,
-}
-
 /// A recording's record built from what was written.
 fn record_of(
     camera: &CameraId,
     id: RecordingId,
     kind: RecordingKind,
     start: Timestamp,
-    w: Written,
+    w: Finished,
     params: &VideoParams,
 ) -> Recording {
-    let Written {
+    let Finished {
         duration_ticks,
         size,
         frames,
@@ -339,6 +332,9 @@ impl Recorder {
             RecorderInput::Frame(f) => {
                 if let Err(e) = self.frame(f) {
                     self.failed(e);
+                    // A segment that could not take a frame (the disk full) is finished with
+                    // what it holds; the next key frame starts a new one, once there is room.
+                    self.close(None);
                 }
             }
             RecorderInput::StreamEnded => {
@@ -507,21 +503,9 @@ impl Recorder {
     }
 
     fn finish(&mut self, o: Open, end_pts: Option<i64>) -> Result<()> {
-        let frames = o.writer.frames();
         let params = o.writer.params().clone();
-        let (duration, size) = o.writer.finish(end_pts)?;
-        let rec = record_of(
-            &self.camera,
-            o.id,
-            o.kind,
-            o.start,
-            Written {
-                duration_ticks: duration,
-                size,
-                frames,
-            },
-            &params,
-        );
+        let done = o.writer.finish(end_pts)?;
+        let rec = record_of(&self.camera, o.id, o.kind, o.start, done, &params);
         let rel = rec.path.clone();
         // The file is synced; its name in `.open/` must be too before the record says it
         // exists, or a power cut could leave a record without a file.
@@ -533,9 +517,9 @@ impl Recorder {
         place(&self.opts.data_dir, &o.path, &rel)?;
         self.count(|s| {
             s.segments += 1;
-            s.bytes += size;
+            s.bytes += done.size;
         });
-        tracing::debug!(camera = %self.camera, path = %rel, frames, "segment recorded");
+        tracing::debug!(camera = %self.camera, path = %rel, frames = done.frames, "segment recorded");
         Ok(())
     }
 }
@@ -592,7 +576,7 @@ pub async fn reconcile(data_dir: &Path, store: &dyn Store) -> Result<ReconcileRe
                     id,
                     kind,
                     start,
-                    Written {
+                    Finished {
                         duration_ticks: info.duration(),
                         size: info.complete_len,
                         frames: info.samples.len() as u32,

@@ -9,7 +9,10 @@
 //! - By disk budget: recordings may use at most `max_bytes`, and the filesystem at most
 //!   `max_percent` full. Oldest first across all cameras, so every camera keeps footage back to
 //!   about the same time; footage events need goes only when the budget cannot be met without
-//!   it. Recordings marked retained are never deleted automatically.
+//!   it. Recordings marked retained are never deleted automatically. The [`crate::pipeline::Nvr`]
+//!   runs a whole pass every `retention_interval` and, between passes, checks the budget every
+//!   `budget_check_interval` ([`Retention::over_budget`]), so a disk filling fast (another
+//!   program's files count too) is caught within seconds.
 //!
 //! Deletion goes through [`delete_recording`], which is crash safe.
 
@@ -332,8 +335,8 @@ impl Retention {
         }))
     }
 
-    /// Bytes to free to meet the budget now.
-    async fn excess(&self) -> Result<u64> {
+    /// Bytes to free to meet the budget now (0 when it is met).
+    pub async fn over_budget(&self) -> Result<u64> {
         let mut excess = 0u64;
         let budget = self.budget();
         if let Some(max) = budget.max_bytes {
@@ -354,7 +357,7 @@ impl Retention {
         configs: &BTreeMap<CameraId, CameraConfig>,
         report: &mut RetentionReport,
     ) -> Result<()> {
-        let mut excess = self.excess().await?;
+        let mut excess = self.over_budget().await?;
         if excess == 0 {
             return Ok(());
         }
