@@ -98,8 +98,10 @@ fn answer(state: &AppState, req: Request<http_body_util::Full<Bytes>>, what: &st
     status
 }
 
-/// HTTP route, query and body decoding: any request (see [`request_of`]) to the API without
-/// authentication, so that every one reaches its handler.
+/// HTTP route, query and body decoding: any request (written as text: `METHOD TARGET`, header
+/// lines, an empty line, the body) to the API without authentication, so that every one
+/// reaches its handler. Never a 5xx but 501 and 503 (what a server without cameras or hardware
+/// may answer), and every error a JSON `{"detail": ...}`.
 pub fn http_request(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -111,8 +113,8 @@ pub fn http_request(data: &[u8]) {
 }
 
 /// The auth headers (Basic, Bearer, JWT, API key, cookie, CSRF) and the query's `token` and
-/// `api_key`: any request to the API with authentication on. What it must hold besides
-/// [`answer`]'s: without a real secret (the placeholders of [`crate::World::with_secrets`]),
+/// `api_key`: any request to the API with authentication on. What it must hold besides what
+/// [`http_request`] checks: without a real secret (the placeholders of [`crate::World::with_secrets`]),
 /// nothing but the public routes and CORS preflights answers with success or a redirect.
 pub fn http_auth(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
