@@ -56,9 +56,9 @@ pub struct NvrOptions {
     pub budget: DiskBudget,
     /// How often retention runs.
     pub retention_interval: std::time::Duration,
-    /// How often, between retention passes, the disk budget is checked (a cheap look at the
-    /// filesystem and the store's totals); a pass runs at once when it is exceeded, so a disk
-    /// filling fast is caught within this time.
+    /// How often, between retention passes, the filesystem is checked against `max_percent`
+    /// (one `statvfs`); a pass runs at once when it is over, so a disk filling fast is caught
+    /// within this time.
     pub budget_check_interval: std::time::Duration,
     /// Builds each camera's analyser (motion, detection, events); `None` records only.
     pub analyzers: Option<AnalyzerFactory>,
@@ -220,7 +220,7 @@ impl Nvr {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
-                    _ = check.tick() => match r.over_budget().await {
+                    _ = check.tick() => match r.over_percent() {
                         Ok(0) => continue,
                         Ok(_) => {}
                         Err(e) => {

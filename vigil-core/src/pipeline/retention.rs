@@ -11,8 +11,8 @@
 //!   about the same time; footage events need goes only when the budget cannot be met without
 //!   it. Recordings marked retained are never deleted automatically. The [`crate::pipeline::Nvr`]
 //!   runs a whole pass every `retention_interval` and, between passes, checks the budget every
-//!   `budget_check_interval` ([`Retention::over_budget`]), so a disk filling fast (another
-//!   program's files count too) is caught within seconds.
+//!   `budget_check_interval` how full the filesystem is ([`Retention::over_percent`]), so a disk
+//!   filling fast (another program's files count too) is caught within seconds.
 //!
 //! Deletion goes through [`delete_recording`], which is crash safe.
 
@@ -336,20 +336,27 @@ impl Retention {
     }
 
     /// Bytes to free to meet the budget now (0 when it is met).
-    pub async fn over_budget(&self) -> Result<u64> {
-        let mut excess = 0u64;
-        let budget = self.budget();
-        if let Some(max) = budget.max_bytes {
+    async fn over_budget(&self) -> Result<u64> {
+        let mut excess = self.over_percent()?;
+        if let Some(max) = self.budget().max_bytes {
             let used = self.store.recording_stats(0).await?.total.size_bytes;
             excess = excess.max(used.saturating_sub(max));
         }
-        if let Some(pct) = budget.max_percent {
-            let fs = filesystem(&self.data_dir)?;
-            let used = fs.total.saturating_sub(fs.available);
-            let limit = (fs.total as f64 * pct.clamp(0.0, 100.0) / 100.0) as u64;
-            excess = excess.max(used.saturating_sub(limit));
-        }
         Ok(excess)
+    }
+
+    /// Bytes to free to bring the filesystem under `max_percent` (0 when it is, or when there
+    /// is no such budget): one `statvfs`, cheap enough to ask every few seconds. The disk can
+    /// fill fast (other programs' files count); recordings alone, which `max_bytes` limits,
+    /// grow only as fast as the cameras record.
+    pub fn over_percent(&self) -> Result<u64> {
+        let Some(pct) = self.budget().max_percent else {
+            return Ok(0);
+        };
+        let fs = filesystem(&self.data_dir)?;
+        let used = fs.total.saturating_sub(fs.available);
+        let limit = (fs.total as f64 * pct.clamp(0.0, 100.0) / 100.0) as u64;
+        Ok(used.saturating_sub(limit))
     }
 
     async fn enforce_budget(
