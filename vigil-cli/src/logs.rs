@@ -137,7 +137,12 @@ pub fn init_logging_captured() -> LogCapture {
         dropped: dropped.clone(),
     };
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(filter))
+        .with(
+            tracing_subscriber::fmt::layer()
+                // Colours for a terminal only: not into a file or the journal.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(filter),
+        )
         .with(layer)
         .init();
     LogCapture {

@@ -126,6 +126,42 @@ pub fn ffprobe(path: &Path) -> Probe {
     }
 }
 
+/// The system's clocks, with a wall clock that a test can step as NTP (or someone setting the
+/// time) does; the monotonic clock runs on untouched.
+#[derive(Debug, Default)]
+pub struct SteppedClocks {
+    real: RealClocks,
+    offset_us: std::sync::atomic::AtomicI64,
+}
+
+impl SteppedClocks {
+    /// Steps the wall clock forward by `by`.
+    pub fn step_forward(&self, by: Duration) {
+        self.add(i64::try_from(by.as_micros()).unwrap_or(i64::MAX));
+    }
+
+    /// Steps the wall clock back by `by`.
+    pub fn step_back(&self, by: Duration) {
+        self.add(-i64::try_from(by.as_micros()).unwrap_or(i64::MAX));
+    }
+
+    fn add(&self, us: i64) {
+        self.offset_us
+            .fetch_add(us, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clocks for SteppedClocks {
+    fn realtime(&self) -> crate::Timestamp {
+        let t = self.real.realtime();
+        crate::Timestamp(t.0 + self.offset_us.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn monotonic_us(&self) -> i64 {
+        self.real.monotonic_us()
+    }
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -111,8 +111,8 @@ async fn records_30_seconds_that_ffprobe_accepts() {
     assert!((stats.fps - 30.0).abs() < 4.0, "{stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnects_after_the_server_comes_back_and_the_gap_shows() {
+/// A 320x240 server recorded with [`quick_opts`], once 2 s of frames came; the backoff cap.
+async fn recording_a_server() -> (RtspServer, Setup, CameraTask, Duration) {
     let server = RtspServer::start(320, 240, None);
     let s = setup();
     let opts = quick_opts();
@@ -122,6 +122,12 @@ async fn reconnects_after_the_server_comes_back_and_the_gap_shows() {
         run.wait_for(Duration::from_secs(20), |st| st.frames > 60)
             .await
     );
+    (server, s, run, cap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_server_comes_back_and_the_gap_shows() {
+    let (server, s, run, cap) = recording_a_server().await;
     server.stop();
     assert!(
         run.wait_for(Duration::from_secs(5), |st| !st.connected)
@@ -158,6 +164,98 @@ async fn reconnects_after_the_server_comes_back_and_the_gap_shows() {
         .max()
         .unwrap();
     assert!(biggest_gap >= 9_000_000, "gap of {biggest_gap} µs");
+}
+
+/// Open file descriptors and threads of this process.
+fn fds_and_threads() -> (usize, usize) {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (fds, threads)
+}
+
+/// The server killed and started again every few seconds for two minutes, as a camera in a
+/// reboot loop: every time it is back, recording goes on within the backoff cap; no segment
+/// spans an outage; every segment plays; nothing piles up (connections, threads, descriptors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_every_few_seconds_for_two_minutes() {
+    let (server, s, run, cap) = recording_a_server().await;
+    let before = fds_and_threads();
+    let clocks = RealClocks::default();
+    // (went down, came back) on the wall clock, µs.
+    let mut outages = Vec::new();
+    let mut ups = Vec::new();
+    let mut up_since = clocks.realtime().0;
+    let end = Instant::now() + Duration::from_secs(120);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        // Up 6 to 8 s (the backoff cap, 4 s, and a key frame fit), down 1 to 2 s.
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(6000 + (n * 700) % 2000)).await;
+        let down = clocks.realtime().0;
+        ups.push((up_since, down));
+        server.stop();
+        tokio::time::sleep(Duration::from_millis(1000 + (n * 300) % 1000)).await;
+        server.resume();
+        up_since = clocks.realtime().0;
+        outages.push((down, up_since));
+    }
+    let connections = run.stats().connections;
+    assert!(
+        run.wait_for(cap + Duration::from_secs(5), |st| st.connected
+            && st.connections > connections)
+            .await
+            || run.stats().connected,
+        "{:?}",
+        run.stats()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = fds_and_threads();
+    let stats = run.stats();
+    run.stop().await;
+    assert!(outages.len() >= 12, "{} restarts", outages.len());
+    assert!(
+        stats.connections > outages.len() as u64,
+        "{} connections for {} restarts: {stats:?}",
+        stats.connections,
+        outages.len()
+    );
+    assert!(
+        after.0 <= before.0 + 4 && after.1 <= before.1 + 4,
+        "descriptors and threads before {before:?}, after {after:?}"
+    );
+
+    let recs = all_recordings(&*s.store).await;
+    check_recordings_consistent(&s.data, &recs);
+    for &(down, back) in &outages {
+        // The last frame before the kill may be stamped a little after it; none within.
+        let (from, to) = (down + 300_000, back - 100_000);
+        for r in &recs {
+            assert!(
+                r.end_time.0 <= from || r.start_time.0 >= to,
+                "a segment spans an outage ({down}..{back}): {r:#?}"
+            );
+        }
+    }
+    for &(up, down) in &ups {
+        let recorded: i64 = recs
+            .iter()
+            .map(|r| r.end_time.0.min(down) - r.start_time.0.max(up))
+            .filter(|&d| d > 0)
+            .sum();
+        assert!(
+            recorded >= 1_000_000,
+            "{} s recorded of an up period of {} s",
+            recorded as f64 / 1e6,
+            (down - up) as f64 / 1e6
+        );
+    }
 }
 
 /// Runs a camera that cannot connect for `secs`; returns its stats and the CPU it used.

@@ -216,6 +216,13 @@ impl Analyzer {
     pub fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
         self.events.end_all(time)
     }
+
+    /// The stream's time jumped: ends the open events at `time`, the last time before the
+    /// jump, and forgets the tracked objects (the decoder and the motion background go on).
+    pub fn restart(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
+        self.tracker.forget();
+        self.events.end_all(time)
+    }
 }
 
 #[async_trait::async_trait]
@@ -234,6 +241,10 @@ impl FrameAnalyzer for Analyzer {
 
     fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
         Analyzer::finish(self, time)
+    }
+
+    fn restart(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
+        Analyzer::restart(self, time)
     }
 }
 

@@ -177,7 +177,7 @@ impl EventManager {
                 if entry.snapshot_stale {
                     out.extend(write_snapshot(&self.data_dir, &mut entry)?);
                 }
-                entry.event.end_time = Some(o.last_seen);
+                entry.event.end_time = Some(o.last_seen.max(entry.event.start_time));
                 out.push(Mutation::PutEvent(Box::new(entry.event)));
             }
         }
@@ -191,7 +191,7 @@ impl EventManager {
             if entry.snapshot_stale {
                 out.extend(write_snapshot(&self.data_dir, &mut entry)?);
             }
-            entry.event.end_time = Some(time);
+            entry.event.end_time = Some(time.max(entry.event.start_time));
             out.push(Mutation::PutEvent(Box::new(entry.event)));
         }
         Ok(out)

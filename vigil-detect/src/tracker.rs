@@ -194,6 +194,13 @@ impl ObjectTracker {
         }
     }
 
+    /// Gives up every object without reporting it removed (the stream's time jumped, so none
+    /// can be followed across); new ones get new ids.
+    pub fn forget(&mut self) {
+        self.tracks.clear();
+        self.removed.clear();
+    }
+
     /// Replaces the zones (kept objects keep their entered zones).
     pub fn set_zones(&mut self, zones: Vec<Zone>) {
         for t in &mut self.tracks {

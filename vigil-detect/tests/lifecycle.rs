@@ -248,11 +248,23 @@ async fn start_nvr(
     filters: Vec<ObjectFilter>,
     regions: bool,
 ) -> (Nvr, Arc<dyn Store>, Timestamp) {
+    let clocks = Arc::new(RealClocks::default());
+    start_nvr_on(dir, registry, filters, regions, clocks, RecordMode::Events).await
+}
+
+/// [`start_nvr`] on `clocks`, recording in `mode`.
+async fn start_nvr_on(
+    dir: &std::path::Path,
+    registry: DetectorRegistry,
+    filters: Vec<ObjectFilter>,
+    regions: bool,
+    clocks: Arc<dyn Clocks>,
+    mode: RecordMode,
+) -> (Nvr, Arc<dyn Store>, Timestamp) {
     let video = crossing_square_after(dir, 6);
     let data = dir.join("data");
     let store: Arc<dyn Store> =
         Arc::new(LmdbStore::open(&data.join("db"), Default::default()).unwrap());
-    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks::default());
     let mut cfg = CameraConfig::new(
         CameraId::new("yard").unwrap(),
         Source::File {
@@ -261,7 +273,7 @@ async fn start_nvr(
         },
         clocks.realtime(),
     );
-    cfg.record.mode = RecordMode::Events;
+    cfg.record.mode = mode;
     cfg.record.pre_capture_s = 2;
     cfg.record.post_capture_s = 2;
     cfg.detect.width = 320;
@@ -496,4 +508,132 @@ async fn a_slow_detector_makes_the_analysis_skip_frames_not_lag() {
     // The stream was read at the camera's pace all along (10 fps for 12 s).
     assert!(analysis.frames >= 90, "{analysis:?}");
     assert!(stream.connected && stream.fps > 8.0, "{stream:?}");
+}
+
+/// The wall clock stepped an hour forward, then two hours back, each time while an event is
+/// open, the camera recording continuously: the step splits the segment and the events at the
+/// next key frame, nothing recorded is lost or spans a step, no event lasts the step, the
+/// analysis does not take the stepped clock for lag, and a manual event lasts its duration on
+/// the monotonic clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_steps_split_segments_and_events_and_lose_nothing() {
+    use std::time::{Duration, Instant};
+    use vigil_core::pipeline::ManualEvent;
+    use vigil_core::testing::SteppedClocks;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clocks = Arc::new(SteppedClocks::default());
+    let (nvr, store, started) = start_nvr_on(
+        dir.path(),
+        DetectorRegistry::new(),
+        Vec::new(),
+        false,
+        clocks.clone(),
+        RecordMode::Continuous,
+    )
+    .await;
+    let nvr = Arc::new(nvr);
+    let t0 = Instant::now();
+    let at = |s: f64| tokio::time::sleep_until((t0 + Duration::from_secs_f64(s)).into());
+    let manual = |secs| ManualEvent {
+        label: "doorbell".into(),
+        sub_label: None,
+        score: 1.0,
+        duration: Some(Duration::from_secs(secs)),
+        include_recording: true,
+    };
+    let yard = CameraId::new("yard").unwrap();
+    // The square moves from 6 s to 11 s of each 15 s loop.
+    at(7.0).await;
+    let first = nvr.create_event(&yard, manual(6)).await.unwrap();
+    at(7.5).await;
+    clocks.step_forward(Duration::from_secs(3600));
+    at(14.0).await;
+    let first = store.event(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        first.end_time.map(|e| e.0 - first.start_time.0),
+        Some(6_000_000),
+        "a 6 s event across a step forward lasts 6 s: {first:#?}"
+    );
+    at(22.0).await;
+    let second = nvr.create_event(&yard, manual(4)).await.unwrap();
+    at(22.5).await;
+    clocks.step_back(Duration::from_secs(7200));
+    at(27.5).await;
+    let second = store.event(second.id).await.unwrap().unwrap();
+    let end = second
+        .end_time
+        .expect("a 4 s event across a step back ends after 4 s");
+    assert!(end >= second.start_time, "{second:#?}");
+    at(31.0).await;
+    let status = nvr.status().await;
+    let nvr = Arc::into_inner(nvr).expect("no other owner");
+    nvr.stop().await;
+
+    // Where each part of the run is on the wall clock, with the 2 s until the next key frame
+    // (which follows the step) and a second of slack.
+    let s = |secs: f64| started.0 + (secs * 1e6) as i64;
+    let hour = 3_600_000_000;
+    let epochs = [
+        (s(-1.0), s(7.5 + 3.0)),
+        (s(7.5 - 1.0) + hour, s(22.5 + 3.0) + hour),
+        (s(22.5 - 1.0) - hour, s(32.0) - hour),
+    ];
+    let epoch_of = |from: Timestamp, to: Timestamp| {
+        epochs
+            .iter()
+            .position(|&(a, b)| a <= from.0 && from.0 <= to.0 && to.0 <= b)
+    };
+
+    let recs = all_recordings(&*store).await;
+    check_recordings_consistent(&dir.path().join("data"), &recs);
+    let mut by_epoch = [Vec::new(), Vec::new(), Vec::new()];
+    for r in &recs {
+        let e = epoch_of(r.start_time, r.end_time);
+        let e = e.unwrap_or_else(|| panic!("a segment spans a step or is out of place: {r:#?}"));
+        by_epoch[e].push(r);
+    }
+    for (i, recs) in by_epoch.iter().enumerate() {
+        assert!(!recs.is_empty(), "nothing recorded in part {i}");
+        for w in recs.windows(2) {
+            let gap = w[1].start_time.0 - w[0].end_time.0;
+            assert!(gap.abs() < 200_000, "a gap of {gap} µs in part {i}: {w:#?}");
+        }
+    }
+    let secs: f64 = recs.iter().map(|r| r.duration_us() as f64 / 1e6).sum();
+    assert!(secs > 27.0, "{secs} s recorded of 31 s");
+
+    let events = store
+        .events(&Query::new(EventFilter::default()))
+        .await
+        .unwrap()
+        .items;
+    let motion: Vec<&Event> = events.iter().filter(|e| e.label == "motion").collect();
+    for e in &events {
+        let end = e.end_time.unwrap_or_else(|| panic!("left open: {e:#?}"));
+        assert!(end >= e.start_time, "ends before it starts: {e:#?}");
+        assert!(end.0 - e.start_time.0 < 8_000_000, "lasts a step: {e:#?}");
+        // A manual event lasts its duration whatever the wall clock did; a detected one ends
+        // where the stream's time jumped.
+        if e.label == "motion" {
+            assert!(
+                epoch_of(e.start_time, end).is_some(),
+                "spans a step: {e:#?}"
+            );
+        }
+    }
+    // Each crossing is cut in two by its step: both steps came while the square moved.
+    for (i, &(a, b)) in epochs.iter().enumerate() {
+        let n = motion
+            .iter()
+            .filter(|e| a <= e.start_time.0 && e.start_time.0 <= b)
+            .count();
+        assert!(n >= 1, "no motion event in part {i}: {motion:#?}");
+    }
+    assert!(motion.len() >= 4, "{motion:#?}");
+    let (_, analysis) = status[0].analysis.clone().expect("analysed");
+    assert!(
+        analysis.skipped < 10 && analysis.frames > 250,
+        "the analysis took the step for lag: {analysis:?}"
+    );
 }

@@ -39,13 +39,17 @@ pub fn start_secured(data: &Path, port: u16, admin_password: Option<&str>, more:
     spawn_and_wait(cmd, data, port)
 }
 
+/// Starts `cmd` (vigild with its arguments) on `data` and `port` and waits for it to answer;
+/// logging at `warn` unless `cmd` sets `RUST_LOG`.
 #[allow(clippy::zombie_processes)]
-fn spawn_and_wait(mut cmd: Command, data: &Path, port: u16) -> Child {
+pub fn spawn_and_wait(mut cmd: Command, data: &Path, port: u16) -> Child {
+    if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
+        cmd.env("RUST_LOG", "warn");
+    }
     let mut child = cmd
         .args(["--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(30);
@@ -100,28 +104,40 @@ pub fn stop(mut child: Child) {
 
 /// One request; the status and the JSON body (null when it is not JSON).
 pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    http_with(method, url, body, &[])
+}
+
+/// [`http`] with request headers.
+pub fn http_with(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
+    let with = |mut r: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.header("content-type", "application/json")
+            .send(body.unwrap_or(""))
+            .unwrap()
+    };
+    let without = |mut r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.call().unwrap()
+    };
     let mut resp = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b)
-            .unwrap(),
-        ("PATCH", Some(b)) => agent
-            .patch(url)
-            .header("content-type", "application/json")
-            .send(b)
-            .unwrap(),
-        ("PUT", Some(b)) => agent
-            .put(url)
-            .header("content-type", "application/json")
-            .send(b)
-            .unwrap(),
-        ("DELETE", _) => agent.delete(url).call().unwrap(),
-        _ => agent.get(url).call().unwrap(),
+        ("POST", Some(_)) => with(agent.post(url)),
+        ("PATCH", Some(_)) => with(agent.patch(url)),
+        ("PUT", Some(_)) => with(agent.put(url)),
+        ("DELETE", _) => without(agent.delete(url)),
+        _ => without(agent.get(url)),
     };
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap();

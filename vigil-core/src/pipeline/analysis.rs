@@ -32,6 +32,12 @@ pub trait FrameAnalyzer: Send {
     fn skip(&mut self, frame: &VideoFrame) -> Result<()>;
     /// The stream stopped for good: ends what is open at `time`.
     fn finish(&mut self, time: Timestamp) -> Result<Vec<Mutation>>;
+    /// The stream's time jumped by more than [`MAX_JUMP`] (the wall clock stepped): ends what
+    /// is open at `time`, the last time before the jump, and starts afresh, as nothing tracked can be followed across it.
+    /// By default, [`FrameAnalyzer::finish`].
+    fn restart(&mut self, time: Timestamp) -> Result<Vec<Mutation>> {
+        self.finish(time)
+    }
 }
 
 /// What an [`AnalyzerFactory`] gets besides the camera's configuration.
@@ -161,6 +167,11 @@ fn summarize(v: &mut [f64]) -> LatencySummary {
 /// recording hears of an event this late at most, well within any pre-capture of 2 s or more.
 pub const MAX_LAG: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How far the stream's time may run apart from the monotonic clock across a reconnection (or
+/// run back) before what is tracked is given up: the supervisor follows steps of the wall clock
+/// (see [`CLOCK_STEP`](super::supervisor::CLOCK_STEP)), so the stream's time jumps by the step.
+pub const MAX_JUMP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Input of the analysis task.
 #[derive(Debug)]
 pub enum AnalysisInput {
@@ -209,11 +220,41 @@ pub(crate) async fn run(
         }
     };
     let mut in_progress = InProgress::default();
+    let mut lag = Lag::default();
+    // The last frame's time and when (monotonic) it was taken; whether the stream ended since.
+    let mut last: Option<(Timestamp, i64)> = None;
+    let mut ended = false;
     while let Some(input) = rx.recv().await {
-        let AnalysisInput::Frame(frame) = input else {
-            continue;
+        let frame = match input {
+            AnalysisInput::Frame(f) => f,
+            AnalysisInput::StreamEnded => {
+                ended = true;
+                lag = Lag::default();
+                continue;
+            }
         };
-        let behind = clocks.realtime().0.saturating_sub(frame.time.0) > MAX_LAG.as_micros() as i64;
+        let mono = clocks.monotonic_us();
+        if let Some((t, m)) = last {
+            // Across a reconnection the stream's time runs on as the monotonic clock did; when
+            // it does not (the wall clock stepped), or when it runs back, what is open ends
+            // where its time ended.
+            let step = MAX_JUMP.as_micros() as i64;
+            let ran = frame.time.0.saturating_sub(t.0);
+            if ran < -step || (ended && ran.saturating_sub(mono - m).abs() > step) {
+                tracing::info!(%camera, "the stream's time jumped: its events end before the jump");
+                let r = match analyzer.restart(t) {
+                    Ok(m) => {
+                        in_progress.note(&m);
+                        apply(&*sinks.store, m).await
+                    }
+                    Err(e) => Err(e),
+                };
+                record(&stats, &r);
+            }
+        }
+        ended = false;
+        last = Some((frame.time, mono));
+        let behind = lag.of(frame.time, mono, rx.is_empty()) > MAX_LAG.as_micros() as i64;
         if let Ok(mut s) = stats.lock() {
             s.frames += 1;
             s.skipped += u64::from(behind);
@@ -249,11 +290,38 @@ pub(crate) async fn run(
                 .try_send(RecorderInput::KeepUntil(frame.time));
         }
     }
-    let r = match analyzer.finish(clocks.realtime()) {
+    // Open events end at the last frame's time: the wall clock may have stepped since.
+    let end = last.map_or_else(|| clocks.realtime(), |(t, _)| t);
+    let r = match analyzer.finish(end) {
         Ok(m) => apply(&*sinks.store, m).await,
         Err(e) => Err(e),
     };
     record(&stats, &r);
+}
+
+/// How long frames wait for the analysis: the monotonic time since a reference frame less the
+/// stream's time since it. The reference is the frame that waited least, taken again when the
+/// queue is empty and it is over a minute old, so a camera's clock drifting from the monotonic
+/// clock does not add up; the wall clock, which may step, has no part in it.
+#[derive(Debug, Default)]
+struct Lag {
+    /// The reference frame's time and when (monotonic µs) it was taken.
+    reference: Option<(i64, i64)>,
+}
+
+impl Lag {
+    /// The wait of a frame of `time` taken at `mono`; `caught_up` when no frame waits behind it.
+    fn of(&mut self, time: Timestamp, mono: i64, caught_up: bool) -> i64 {
+        if let Some((t, m)) = self.reference {
+            let lag = (mono - m).saturating_sub(time.0.saturating_sub(t));
+            let stale = caught_up && mono - m > 60_000_000;
+            if lag >= 0 && !stale {
+                return lag;
+            }
+        }
+        self.reference = Some((time.0, mono));
+        0
+    }
 }
 
 /// The events in progress, as told by the analyser's writes.

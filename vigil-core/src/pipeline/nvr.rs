@@ -506,12 +506,18 @@ impl Nvr {
         if !e.has_clip && deadline.is_none() {
             return Ok(e);
         }
+        // The duration is measured on the monotonic clock: a step of the wall clock meanwhile
+        // neither ends the event early nor keeps it open for as long as the step.
+        let due = m.duration.map(|d| {
+            let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            self.clocks.monotonic_us().saturating_add(us)
+        });
         let me = self.clone();
         let (id, camera, record) = (e.id, cfg.id, e.has_clip);
         tokio::spawn(async move {
             loop {
                 let now = me.clocks.realtime();
-                if deadline.is_some_and(|d| now >= d) {
+                if due.is_some_and(|d| me.clocks.monotonic_us() >= d) {
                     if let Err(err) = me.end_event(id, deadline).await {
                         tracing::warn!(event = %id, err = %err, "a manual event did not end");
                     }

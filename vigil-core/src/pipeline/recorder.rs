@@ -259,6 +259,8 @@ pub struct Recorder {
     ring: VecDeque<VideoFrame>,
     ring_bytes: usize,
     keep_until: Option<Timestamp>,
+    /// The last frame's time.
+    last_time: Option<Timestamp>,
     stats: Arc<std::sync::Mutex<RecorderStats>>,
 }
 
@@ -290,6 +292,7 @@ impl Recorder {
             ring: VecDeque::new(),
             ring_bytes: 0,
             keep_until: None,
+            last_time: None,
             stats: Default::default(),
         })
     }
@@ -370,6 +373,14 @@ impl Recorder {
     }
 
     fn frame(&mut self, f: VideoFrame) -> Result<()> {
+        if let Some(last) = self.last_time.replace(f.time) {
+            let back = last.0.saturating_sub(f.time.0);
+            if back > super::supervisor::CLOCK_STEP.as_micros() as i64 {
+                // The stream's time ran back (the wall clock stepped back): what was to be kept
+                // until a time on the old timeline is kept as long on the new one.
+                self.keep_until = self.keep_until.map(|k| Timestamp(k.0.saturating_sub(back)));
+            }
+        }
         if let Some(p) = &f.new_params {
             if self.params.as_deref() != Some(p.as_ref()) {
                 // New parameters need a new sample entry: a new segment.

@@ -3,6 +3,15 @@
 //!
 //! Camera errors are states, not crashes: a camera that refuses connections, wants other
 //! credentials or stops sending is retried forever at a pace that leaves the CPU idle.
+//!
+//! A stream's frames are timed by its own clock (RTP), anchored to the wall clock when it
+//! connects. The supervisor keeps that timeline on the wall clock: when the wall clock steps
+//! (by more than [`CLOCK_STEP`] against the monotonic clock: NTP, or someone setting the
+//! time), the timeline follows the step at the next key frame, and a [`StreamEvent::Ended`]
+//! before that frame tells the sinks that time does not run on across it (the recorder ends its
+//! segment there, the analysis ends its events). Downstream, frame times are compared with the
+//! wall clock (event-mode recording kept on by manual events and triggers, the live view), so a
+//! timeline left behind would keep recording for as long as the step, or not at all.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,6 +23,45 @@ use tokio::sync::{mpsc, watch};
 use crate::error::{Error, ErrorKind};
 use crate::media::{Camera, StreamRole, VideoFrame};
 use crate::time::{Clocks, Timestamp};
+
+/// A change of the wall clock against the monotonic clock larger than this between two frames
+/// is a step (NTP's slewing changes it by half a millisecond a second at most).
+pub const CLOCK_STEP: Duration = Duration::from_secs(1);
+
+/// Keeps one connection's frame times on the wall clock (see the module's documentation).
+#[derive(Debug, Default)]
+struct Timeline {
+    /// Added to every frame's time, in µs.
+    offset: i64,
+    /// Steps of the wall clock not yet followed (µs): they are at the next key frame.
+    pending: i64,
+    /// The wall clock less the monotonic clock at the last frame (µs).
+    clock: Option<i64>,
+}
+
+impl Timeline {
+    /// Moves `f`, which arrived at `wall` (`mono` on the monotonic clock), onto the timeline;
+    /// true when the timeline was anchored again at it (a discontinuity before it).
+    ///
+    /// Only the clocks' difference counts, not when frames arrive: frames held up on the way
+    /// or behind a slow consumer arrive late, then in a burst, and the wall clock did not step.
+    fn place(&mut self, f: &mut VideoFrame, wall: Timestamp, mono: i64) -> bool {
+        let now = wall.0.saturating_sub(mono);
+        if let Some(before) = self.clock.replace(now) {
+            let stepped = now.saturating_sub(before);
+            if stepped.abs() > CLOCK_STEP.as_micros() as i64 {
+                self.pending = self.pending.saturating_add(stepped);
+            }
+        }
+        let moved = f.is_key && self.pending != 0;
+        if moved {
+            self.offset = self.offset.saturating_add(self.pending);
+            self.pending = 0;
+        }
+        f.time = Timestamp(f.time.0.saturating_add(self.offset));
+        moved
+    }
+}
 
 /// Capped exponential backoff between connection attempts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +112,8 @@ impl Default for SupervisorOptions {
 pub enum StreamEvent {
     /// A frame.
     Frame(VideoFrame),
-    /// The connection ended (closed, failed or stalled); frames after this come from a new one.
+    /// The connection ended (closed, failed or stalled), or its timeline was anchored again
+    /// (see [`CLOCK_STEP`]): the frames after this do not go on from the ones before.
     Ended,
 }
 
@@ -227,6 +276,7 @@ pub async fn supervise<T: From<StreamEvent> + Send + 'static>(
             c.stats.connected_since = Some(clocks.realtime());
         });
         tracing::info!(camera = %cam, ?role, "camera connected");
+        let mut timeline = Timeline::default();
         let end: Error = loop {
             let next = tokio::select! {
                 r = tokio::time::timeout(opts.stall_timeout, stream.next()) => r,
@@ -236,10 +286,22 @@ pub async fn supervise<T: From<StreamEvent> + Send + 'static>(
                 }
             };
             match next {
-                Ok(Ok(Some(f))) => {
+                Ok(Ok(Some(mut f))) => {
                     let n = f.data.len();
                     let now = clocks.monotonic_us();
                     let wall = clocks.realtime();
+                    if timeline.place(&mut f, wall, now) {
+                        tracing::warn!(
+                            camera = %cam,
+                            ?role,
+                            offset_s = timeline.offset as f64 / 1e6,
+                            "the stream's times and the wall clock disagree (a clock step or \
+                             drift): its timeline follows the wall clock from this key frame"
+                        );
+                        if sink.send(StreamEvent::Ended.into()).await.is_err() {
+                            return;
+                        }
+                    }
                     with(&counters, |c| {
                         c.stats.frames += 1;
                         c.stats.bytes += n as u64;
@@ -295,6 +357,65 @@ async fn wait(b: &Backoff, failures: &mut u32, shutdown: &mut watch::Receiver<bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 10 fps stream with a key frame every second; returns the placed times (s) and where the
+    /// timeline was anchored again, for frames arriving at `arrival(i)` (wall and monotonic
+    /// seconds).
+    fn timeline(frames: usize, arrival: impl Fn(usize) -> (f64, f64)) -> (Vec<f64>, Vec<usize>) {
+        let mut t = Timeline::default();
+        let (mut times, mut moved) = (Vec::new(), Vec::new());
+        for i in 0..frames {
+            let mut f = VideoFrame {
+                pts_90k: i as i64 * 9000,
+                // Anchored at connection: the first frame's arrival.
+                time: Timestamp((i as i64) * 100_000),
+                is_key: i % 10 == 0,
+                data: Arc::from(&b""[..]),
+                new_params: None,
+            };
+            let (wall, mono) = arrival(i);
+            let (wall, mono) = (Timestamp((wall * 1e6) as i64), (mono * 1e6) as i64);
+            if t.place(&mut f, wall, mono) {
+                moved.push(i);
+            }
+            times.push(f.time.0 as f64 / 1e6);
+        }
+        (times, moved)
+    }
+
+    #[test]
+    fn the_timeline_follows_wall_clock_steps_at_key_frames() {
+        // On time: nothing moves.
+        let on_time = |i: usize| i as f64 / 10.0;
+        let (times, moved) = timeline(100, |i| (on_time(i), on_time(i)));
+        assert!(moved.is_empty());
+        assert_eq!(times[99], 9.9);
+        // The wall clock steps back an hour at frame 35: followed at the next key frame.
+        let back = |i: usize| on_time(i) - if i >= 35 { 3600.0 } else { 0.0 };
+        let (times, moved) = timeline(100, |i| (back(i), on_time(i)));
+        assert_eq!(moved, vec![40]);
+        assert_eq!((times[39], times[40]), (3.9, 4.0 - 3600.0));
+        // Forward, and back again before the next key frame: nothing to follow.
+        let ahead = |i: usize| on_time(i) + if i >= 35 { 3600.0 } else { 0.0 };
+        let (times, moved) = timeline(200, |i| (ahead(i), on_time(i)));
+        assert_eq!(moved, vec![40]);
+        assert_eq!((times[39], times[40]), (3.9, 4.0 + 3600.0));
+        let there_and_back = |i: usize| on_time(i) + if i == 35 { 3600.0 } else { 0.0 };
+        let (_, moved) = timeline(100, |i| (there_and_back(i), on_time(i)));
+        assert!(moved.is_empty());
+        // Frames held up 4 s on the way (or behind a slow sink), then arriving in a burst: the
+        // wall clock did not step.
+        let held = |i: usize| {
+            let t = on_time(i);
+            if (30..70).contains(&i) {
+                t.max(7.0)
+            } else {
+                t
+            }
+        };
+        let (_, moved) = timeline(200, |i| (held(i), held(i)));
+        assert!(moved.is_empty(), "{moved:?}");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
