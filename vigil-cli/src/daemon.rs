@@ -291,7 +291,11 @@ fn run(
             tracing::warn!(addr = %listen, "serving without authentication (--no-auth)");
             state.without_auth()
         } else {
-            state.with_auth(first_admin(store.clone()).await?)
+            let auth = first_admin(store.clone()).await?;
+            if let Some(l) = &cfg.server.rate_limits {
+                auth.set_max_failures(l.failed_logins);
+            }
+            state.with_auth(auth)
         };
         // The broker: --mqtt over the file's [mqtt].
         let mqtt_config = match &args.mqtt {

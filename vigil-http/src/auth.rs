@@ -14,7 +14,8 @@
 //!   browser sends by itself — must carry the account's CSRF token in `X-CSRF-TOKEN`
 //!   (`GET /api/account/my-token`). CSRF tokens are made at start and live in memory only.
 //! - Failed logins (password checks of any kind) are limited per client address:
-//!   [`MAX_FAILURES`] in [`FAILURE_WINDOW`], then 429 until the window ends.
+//!   [`MAX_FAILURES`] in [`FAILURE_WINDOW`] (or what [`Auth::set_max_failures`] says), then 429
+//!   until the window ends.
 //!
 //! Accounts are the store's [`Account`] records; keys and tokens are its [`ApiKey`] records (a
 //! token is a key with an expiry, its prefix `vt_`; a key's is `vk_`); revoking one deletes
@@ -45,7 +46,7 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How often a key's or token's `last_used` is written (not on every request).
 const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
-/// Failed password checks allowed per client address in [`FAILURE_WINDOW`].
+/// Failed password checks allowed per client address in [`FAILURE_WINDOW`], by default.
 pub const MAX_FAILURES: u32 = 5;
 
 /// The window of [`MAX_FAILURES`].
@@ -351,9 +352,19 @@ pub fn account_id_of(s: &str) -> Result<AccountId, ApiError> {
 }
 
 /// Failed password checks per client address.
-#[derive(Default)]
 struct Limiter {
     failures: HashMap<IpAddr, (Instant, u32)>,
+    /// Failures allowed in a window.
+    max: u32,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter {
+            failures: HashMap::new(),
+            max: MAX_FAILURES,
+        }
+    }
 }
 
 impl Limiter {
@@ -361,7 +372,7 @@ impl Limiter {
     fn check(&mut self, ip: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
         let Some(ip) = ip else { return Ok(()) };
         match self.failures.get(&ip) {
-            Some(&(start, n)) if n >= MAX_FAILURES => {
+            Some(&(start, n)) if n >= self.max => {
                 let end = start + FAILURE_WINDOW;
                 if now < end {
                     Err(end - now)
@@ -768,6 +779,12 @@ impl Auth {
     ) -> Result<Issued, ApiError> {
         let acct = self.check_login(username, password, ip).await?;
         self.issue_for(acct.id, true).await
+    }
+
+    /// Allows `n` failed password checks per client address in [`FAILURE_WINDOW`] before 429s
+    /// ([`MAX_FAILURES`] by default; at least 1).
+    pub fn set_max_failures(&self, n: u32) {
+        lock(&self.limiter).max = n.max(1);
     }
 
     /// Makes tokens issued from now on last `ttl` ([`TOKEN_TTL`] by default).

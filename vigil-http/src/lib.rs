@@ -636,6 +636,7 @@ async fn dispatch(state: &AppState, c: Call<'_>, audited: bool) -> Reply {
     } else {
         (None, Vec::new())
     };
+    let checked = body_is_an_object(&c.method, &c.body);
     let ctx = Ctx::new(
         state.clone(),
         c.method,
@@ -646,12 +647,15 @@ async fn dispatch(state: &AppState, c: Call<'_>, audited: bool) -> Reply {
         c.body,
     )
     .with_caller(c.principal, c.peer, c.upgrade);
-    let reply = match tokio::time::timeout(HANDLER_TIMEOUT, (c.ep.handler)(ctx)).await {
-        Ok(r) => r,
-        Err(_) => Err(ApiError::Status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the request took over {} s", HANDLER_TIMEOUT.as_secs()),
-        )),
+    let reply = match checked {
+        Err(e) => Err(e),
+        Ok(()) => match tokio::time::timeout(HANDLER_TIMEOUT, (c.ep.handler)(ctx)).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the request took over {} s", HANDLER_TIMEOUT.as_secs()),
+            )),
+        },
     };
     if audited {
         let status = match &reply {
@@ -670,6 +674,32 @@ async fn dispatch(state: &AppState, c: Call<'_>, audited: bool) -> Reply {
         .await;
     }
     reply
+}
+
+/// A change's body, when it has one, is a JSON object, as the OpenAPI document says: also for
+/// the endpoints that read nothing from it, so that a client sending something else (an array,
+/// a string, bytes that are not JSON) hears so instead of being taken as having asked nothing.
+fn body_is_an_object(method: &Method, body: &[u8]) -> Result<(), ApiError> {
+    if !matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        || body.iter().all(u8::is_ascii_whitespace)
+    {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Err(e) => Err(ApiError::field(
+            vec!["body".into()],
+            e.to_string(),
+            "json_invalid",
+        )),
+        Ok(_) if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
+            Err(ApiError::field(
+                vec!["body".into()],
+                "the body must be a JSON object",
+                "dict_type",
+            ))
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Calls an endpoint in-process as `principal`, with a JSON `body`: what MQTT commands do, so

@@ -91,6 +91,10 @@ pub struct RateLimits {
     pub search: u32,
     /// New WebSocket and event-stream connections per minute.
     pub websocket: u32,
+    /// Failed password checks (logins, Basic credentials, password changes) per client
+    /// address a minute before 429s until the minute ends; loopback included, and not turned
+    /// off by `enabled = false` ([`crate::auth::MAX_FAILURES`] by default).
+    pub failed_logins: u32,
 }
 
 impl Default for RateLimits {
@@ -102,6 +106,7 @@ impl Default for RateLimits {
             media: 1200,
             search: 60,
             websocket: 30,
+            failed_logins: crate::auth::MAX_FAILURES,
         }
     }
 }
@@ -114,6 +119,7 @@ impl RateLimits {
             ("media", self.media),
             ("search", self.search),
             ("websocket", self.websocket),
+            ("failed_logins", self.failed_logins),
         ] {
             if v == 0 {
                 return Err((

@@ -69,7 +69,9 @@ pub(crate) fn document() -> Value {
             "operationId": op_id,
             "parameters": parameters,
             "responses": {
-                "200": {"description": "Success"},
+                // The route table does not say which success each route answers (200, 201
+                // for what it makes, 204 for what it removes, 206 for ranges...).
+                "2XX": {"description": "Success"},
                 "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "422": {"description": "Validation error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationError"}}}},
             },
