@@ -20,7 +20,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::convert::Infallible;
 use std::io::Read;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,36 +37,6 @@ fn secs() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10)
-}
-
-/// Requests per second and latency line from wrk.
-fn wrk(url: &str, secs: u64, header: &str) -> (f64, String) {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            "-c64",
-            &format!("-d{secs}s"),
-            "--latency",
-            "-H",
-            header,
-            url,
-        ])
-        .output()
-        .expect("wrk (Debian package wrk) is needed for this benchmark");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("wrk said: {text}"));
-    let p99 = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("99%"))
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    assert!(!text.contains("Non-2xx"), "errors under load: {text}");
-    (rps, p99)
 }
 
 /// The floor: hyper answering fixed bytes, nothing else.
@@ -137,8 +106,10 @@ fn events_list(rt: &tokio::runtime::Runtime, secs: u64) {
     println!("{path} (10k events), wrk -t2 -c64 {secs}s, {rounds} rounds:");
     let (mut ours, mut floors, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (vigil_rps, vigil_p99) = wrk(&format!("http://{addr}{path}"), secs, &header);
-        let (floor_rps, floor_p99) = wrk(&format!("http://{floor_addr}{path}"), secs, &header);
+        let (vigil_rps, vigil_p99) =
+            common::wrk(&format!("http://{addr}{path}"), secs, &header, 64);
+        let (floor_rps, floor_p99) =
+            common::wrk(&format!("http://{floor_addr}{path}"), secs, &header, 64);
         println!(
             "  round {round}: vigil {vigil_rps:>8.0} req/s ({vigil_p99})   floor {floor_rps:>8.0} req/s ({floor_p99})   vigil/floor {:.2}",
             vigil_rps / floor_rps
@@ -248,7 +219,7 @@ fn mjpeg(rt: &tokio::runtime::Runtime, viewers: usize, secs: u64) {
     let handles: Vec<_> = (0..viewers)
         .map(|_| {
             let url = format!("{base}/api/cam?fps=5");
-            std::thread::spawn(move || count_parts(&url, secs))
+            std::thread::spawn(move || common::count_parts(&url, secs))
         })
         .collect();
     if viewers == 0 {
@@ -275,41 +246,6 @@ fn mjpeg(rt: &tokio::runtime::Runtime, viewers: usize, secs: u64) {
     );
     let _ = stop.send(());
     rt.block_on(nvr.stop());
-}
-
-fn count_parts(url: &str, secs: u64) -> usize {
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .expect("host")
-        .to_owned();
-    let path = &url[url.find("/api").expect("path")..];
-    let mut s = std::net::TcpStream::connect(host).expect("connect");
-    use std::io::Write;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut parts = 0;
-    let mut tail: Vec<u8> = Vec::new();
-    while Instant::now() < end {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                tail.extend_from_slice(&buf[..n]);
-                while let Some(i) = tail.windows(7).position(|w| w == b"--frame") {
-                    parts += 1;
-                    tail.drain(..i + 7);
-                }
-                let keep = tail.len().saturating_sub(8);
-                tail.drain(..keep);
-            }
-            Err(_) => continue,
-        }
-    }
-    parts
 }
 
 fn main() {
