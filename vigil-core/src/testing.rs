@@ -486,7 +486,15 @@ pub async fn all_recordings(store: &dyn Store) -> Vec<Recording> {
     let mut q = Query::new(RecordingFilter::default());
     q.order = Order::Asc;
     q.page.limit = 1000;
-    store.recordings(&q).await.unwrap().items
+    let mut all = Vec::new();
+    loop {
+        let page = store.recordings(&q).await.unwrap();
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => q.page.cursor = Some(c),
+            None => return all,
+        }
+    }
 }
 
 /// Checks that every listed recording exists and plays with its frame count and duration, and
