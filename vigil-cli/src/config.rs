@@ -7,6 +7,7 @@
 //! data_dir = "/var/lib/vigil"
 //! cors_origins = ["https://ha.example:8123"]   # default ["*"]
 //! rate_limits = { standard = 600, media = 1200, search = 60, websocket = 30 }
+//! connections = { total = 1024, per_address = 128 }
 //!
 //! [storage]
 //! max_percent = 90          # or max_bytes = 500_000_000_000
@@ -85,6 +86,8 @@ pub struct Server {
     pub cors_origins: Option<Vec<String>>,
     /// Requests per client address and minute, by tier.
     pub rate_limits: Option<vigil_http::limits::RateLimits>,
+    /// Connections open at once, in all and per client address.
+    pub connections: Option<vigil_http::limits::ConnectionLimits>,
 }
 
 /// `[storage]`.
@@ -246,6 +249,12 @@ impl Config {
         if let Some(l) = &cfg.server.rate_limits {
             l.validate().map_err(|(k, msg)| {
                 let k = format!("server.rate_limits.{k}");
+                err(line_of_key(text, &k), &k, msg)
+            })?;
+        }
+        if let Some(l) = &cfg.server.connections {
+            l.validate().map_err(|(k, msg)| {
+                let k = format!("server.connections.{k}");
                 err(line_of_key(text, &k), &k, msg)
             })?;
         }

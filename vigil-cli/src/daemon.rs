@@ -175,6 +175,26 @@ pub fn main_with(kinds: impl FnOnce(&mut DetectorRegistry)) -> std::process::Exi
     }
 }
 
+/// Raises the soft limit on open files to the hard one (at most 2^20): every camera holds a
+/// connection and a segment file open, every viewer a connection, and the soft default (1024
+/// on Debian) is low for that. The API lets in at most half of it
+/// ([`vigil_http::limits::ConnectionLimits`]).
+fn raise_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let l = getrlimit(Resource::Nofile);
+    let target = l.maximum.unwrap_or(1 << 20).min(1 << 20);
+    if l.current.is_some_and(|c| c < target) {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: l.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(files = target, "raised the open file limit"),
+            Err(e) => tracing::warn!(err = %e, "could not raise the open file limit"),
+        }
+    }
+}
+
 fn run(
     args: Args,
     registry: DetectorRegistry,
@@ -203,6 +223,7 @@ fn run(
     let _lock = crate::DataDirLock::acquire(&data_dir)
         .with_context(|| format!("locking the data directory {}", data_dir.display()))?;
     let registry = Arc::new(detectors(registry, &args, &cfg)?);
+    raise_file_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -310,6 +331,10 @@ fn run(
             Some(l) => state.with_rate_limits(l.clone()),
             None => state,
         };
+        let state = match &cfg.server.connections {
+            Some(l) => state.with_connection_limits(l.clone()),
+            None => state,
+        };
         let state = match &cfg.server.cors_origins {
             Some(o) => state.with_cors(
                 vigil_http::limits::Cors::from_list(o)
@@ -338,7 +363,9 @@ fn run(
             tracing::info!(addr = ?l.local_addr().ok(), "restreaming over RTSP");
             tokio::spawn(vigil_http::rtsp::serve(l, state.clone()))
         });
-        tracing::info!(addr = %listen, data_dir = %data_dir.display(), "vigild serving");
+        // The address bound, which says the port chosen when --listen gave port 0.
+        let bound = listener.local_addr().unwrap_or(listen);
+        tracing::info!(addr = %bound, data_dir = %data_dir.display(), "vigild serving");
         let served = vigil_http::serve(listener, state, shutdown_signal()).await;
         alerting.abort();
         watching.abort();

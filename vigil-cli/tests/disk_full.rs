@@ -1,6 +1,7 @@
 //! The disk filling up under vigild while it records: its data directory is on a small tmpfs
 //! of its own (48 MiB, mounted for the test; needs root, as CI and this project's machines
-//! run), with a budget of 70%. Another program then fills the filesystem to the last byte.
+//! run), with a budget of 70%, or none (the default reserve). Another program then fills the
+//! filesystem to the last byte.
 //! Writes fail (the API says so), retention frees the oldest footage within seconds, recording
 //! goes on, and once the other program's file is gone it settles under the budget. At the end
 //! every listed recording plays with its frame count and no file is left unlisted: nothing
@@ -76,16 +77,29 @@ fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn a_full_disk_costs_the_oldest_footage_and_nothing_committed() {
+    fill_the_disk(&["--max-storage-percent", "70"], |storage| {
+        storage["max_percent"] == 70.0 && storage["reserve_bytes"].is_null()
+    });
+}
+
+/// With no budget at all, the default reserve (half of this small disk) is kept free the same
+/// way: recording never stops for want of space.
+#[test]
+fn with_no_budget_a_full_disk_costs_the_oldest_footage_too() {
+    fill_the_disk(&[], |storage| {
+        storage["max_percent"].is_null() && storage["reserve_bytes"] == 24 << 20
+    });
+}
+
+/// vigild with `budget` on a 48 MiB disk that another program fills; `shows_budget` checks
+/// what `/api/system/storage` says of the budget.
+fn fill_the_disk(budget: &[&str], shows_budget: impl Fn(&Value) -> bool) {
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&dir.path().join("disk"), "48m");
     let data = disk.0.join("data");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let vigild = Daemon(Some(common::start_with(
-        &data,
-        port,
-        &["--max-storage-percent", "70"],
-    )));
+    let vigild = Daemon(Some(common::start_with(&data, port, budget)));
 
     // Recording as usual: two segments committed.
     wait_for(60, "two segments", || recordings(&base).len() >= 2);
@@ -104,7 +118,7 @@ fn a_full_disk_costs_the_oldest_footage_and_nothing_committed() {
     assert!(
         storage["percent"].as_f64().is_some_and(|p| p > 99.0)
             && storage["free_bytes"].as_u64().is_some_and(|b| b < 1 << 20)
-            && storage["max_percent"] == 70.0,
+            && shows_budget(&storage),
         "{storage}"
     );
     wait_for(30, "the recorder to report the write error", || {

@@ -725,13 +725,17 @@ pub struct Event {
 impl Event {
     /// Takes from `stored` (this event as the store has it) what people set through the API,
     /// which the pipeline's own copy does not know: the review, notes, whether to keep it,
-    /// and a sub label it has none of.
+    /// a sub label it has none of, and an end (a person ending the event): an event ended
+    /// stays ended, at the earlier of the two ends.
     pub fn keep_what_people_set(&mut self, stored: &Event) {
         self.review = stored.review;
         self.notes.clone_from(&stored.notes);
         self.retain = stored.retain;
         if self.sub_label.is_none() {
             self.sub_label.clone_from(&stored.sub_label);
+        }
+        if let Some(end) = stored.end_time {
+            self.end_time = Some(self.end_time.map_or(end, |e| e.min(end)));
         }
     }
 
@@ -762,11 +766,99 @@ impl Event {
                 )));
             }
         }
-        if self.notes.as_ref().is_some_and(|n| n.len() > 10_000) {
-            return Err(Error::invalid("notes are longer than 10000 bytes"));
+        if let Some(n) = &self.notes {
+            validate_notes(n)?;
         }
         Ok(())
     }
+}
+
+/// A change to some of an event's fields, made by [`Mutation::PatchEvent`] inside the store's
+/// write against the event as stored, so that two writers changing different fields of one
+/// event (a person reviewing it while the pipeline ends it) both keep their change. A field
+/// left `None` is not touched.
+///
+/// [`Mutation::PatchEvent`]: crate::store::Mutation::PatchEvent
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventPatch {
+    /// The event.
+    pub id: EventId,
+    /// Sets the review status.
+    pub review: Option<ReviewStatus>,
+    /// Sets or (with `Some(None)`) clears the notes.
+    pub notes: Option<Option<String>>,
+    /// Sets or (with `Some(None)`) clears the sub label.
+    pub sub_label: Option<Option<String>>,
+    /// Sets whether it is kept past retention.
+    pub retain: Option<bool>,
+    /// Ends it at this time, or at its start if this is earlier, when it is still in progress;
+    /// an event already ended keeps its end.
+    pub end: Option<Timestamp>,
+    /// Forgets its best snapshot when the snapshot is this file (retention removed it).
+    pub forget_snapshot: Option<String>,
+}
+
+impl EventPatch {
+    /// A patch of `id` that changes nothing yet.
+    pub fn new(id: EventId) -> Self {
+        EventPatch {
+            id,
+            review: None,
+            notes: None,
+            sub_label: None,
+            retain: None,
+            end: None,
+            forget_snapshot: None,
+        }
+    }
+
+    /// Makes the change on `e`, the event `id` as stored.
+    pub fn apply_to(&self, e: &mut Event) {
+        if let Some(r) = self.review {
+            e.review = r;
+        }
+        if let Some(n) = &self.notes {
+            e.notes.clone_from(n);
+        }
+        if let Some(s) = &self.sub_label {
+            e.sub_label.clone_from(s);
+        }
+        if let Some(r) = self.retain {
+            e.retain = r;
+        }
+        if let (Some(end), None) = (self.end, e.end_time) {
+            e.end_time = Some(end.max(e.start_time));
+        }
+        if let Some(path) = &self.forget_snapshot {
+            if let Some(b) = e
+                .best
+                .as_mut()
+                .filter(|b| b.snapshot_path.as_ref() == Some(path))
+            {
+                b.snapshot_path = None;
+                e.has_snapshot = false;
+            }
+        }
+    }
+
+    /// Checks what a request could get wrong (the same limits as [`Event::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(Some(s)) = &self.sub_label {
+            validate_name("sub_label", s)?;
+        }
+        if let Some(Some(n)) = &self.notes {
+            validate_notes(n)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an event's notes: at most 10,000 bytes.
+fn validate_notes(n: &str) -> Result<()> {
+    if n.len() > 10_000 {
+        return Err(Error::invalid("notes are longer than 10000 bytes"));
+    }
+    Ok(())
 }
 
 /// Checks a probability.

@@ -25,6 +25,17 @@ pub enum Mutation {
     DeleteCamera(CameraId),
     /// Insert or replace an event.
     PutEvent(Box<Event>),
+    /// Insert an event, or replace the pipeline's part of one: what people set on the event as
+    /// stored (its review, notes, whether to keep it, a sub label the new one lacks; see
+    /// [`Event::keep_what_people_set`]) is kept. The analysis writes its events so, from its
+    /// own copies, without a read-modify-write race with the API. The change feed announces it
+    /// as the [`Mutation::PutEvent`] of what was written.
+    UpdateEvent(Box<Event>),
+    /// Change some fields of an event as stored, inside the write (no read-modify-write race);
+    /// nothing when the event is gone or the patch changes nothing. The change feed announces
+    /// it as the [`Mutation::PutEvent`] of the result, or leaves it out when nothing changed
+    /// (and a batch left empty so is not announced).
+    PatchEvent(Box<EventPatch>),
     /// Remove an event.
     DeleteEvent(EventId),
     /// Insert or replace a detection.
@@ -98,7 +109,8 @@ impl Mutation {
     pub fn validate(&self) -> Result<()> {
         match self {
             Mutation::PutCamera(c) => c.validate(),
-            Mutation::PutEvent(e) => e.validate(),
+            Mutation::PutEvent(e) | Mutation::UpdateEvent(e) => e.validate(),
+            Mutation::PatchEvent(p) => p.validate(),
             Mutation::PutRecording(r) => r.validate(),
             Mutation::SetRecordingArt {
                 thumbnail_path,
@@ -202,7 +214,9 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, batch: Batch) -> Result<()>;
 
     /// The batches committed from now on, in commit order, each once it is durable (push to
-    /// WebSocket, SSE and MQTT clients is made from it). A receiver more than
+    /// WebSocket, SSE and MQTT clients is made from it). A batch comes as written: an
+    /// [`UpdateEvent`](Mutation::UpdateEvent) or [`PatchEvent`](Mutation::PatchEvent) as the
+    /// [`PutEvent`](Mutation::PutEvent) of the event it left. A receiver more than
     /// [`CHANGE_FEED_DEPTH`] batches behind loses the oldest (`RecvError::Lagged`): commits
     /// never wait for receivers.
     fn changes(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<Batch>>;

@@ -117,6 +117,8 @@ struct Inner {
     limiter: Arc<limits::Limiter>,
     /// Which origins browsers may call from.
     cors: Arc<limits::Cors>,
+    /// How many connections may be open at once.
+    connections: limits::ConnectionLimits,
 }
 
 /// Whether and how requests are authenticated.
@@ -147,6 +149,7 @@ impl Inner {
             notifier: Arc::new(alerts::Notifier::new(alerts::NotifyOptions::default())),
             limiter: Arc::new(limits::Limiter::new(limits::RateLimits::default())),
             cors: Arc::default(),
+            connections: limits::ConnectionLimits::default(),
         }
     }
 }
@@ -286,6 +289,16 @@ impl AppState {
     /// The rate limits in force.
     pub fn rate_limits(&self) -> &limits::RateLimits {
         self.inner.limiter.limits()
+    }
+
+    /// The same state, letting in as many connections at once as `limits` say
+    /// ([`limits::ConnectionLimits`]; 1024 in all and 128 per address by default).
+    pub fn with_connection_limits(self, limits: limits::ConnectionLimits) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.connections = limits;
+        AppState {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The same state, answering browsers' cross-origin requests as `cors` says (any origin
@@ -951,8 +964,59 @@ async fn handle(
     Ok(resp)
 }
 
+/// Connections turned away over the [`limits::ConnectionLimits`], and when that was last
+/// logged: a flood is logged once every 10 s, not once a connection.
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    logged: Option<Instant>,
+}
+
+impl Refusals {
+    /// Answers `503` and closes, without waiting: the answer is written only if the socket
+    /// takes it at once (a new connection's send buffer does), and nothing is read.
+    fn refuse(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr, why: limits::Refused) {
+        let detail = match why {
+            limits::Refused::Total(n) => format!("too many connections: {n} are open"),
+            limits::Refused::PerAddress(n) => {
+                format!("too many connections from {}: {n} are open", peer.ip())
+            }
+        };
+        let body = serde_json::json!({ "detail": detail }).to_string();
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.try_write(answer.as_bytes());
+        // What of the request is already here is read, so that closing sends the answer and
+        // a FIN rather than a reset that could discard it.
+        let mut sink = [0u8; 4096];
+        for _ in 0..4 {
+            if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        drop(stream);
+        self.since_logged += 1;
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                %peer,
+                refused = self.since_logged,
+                "{detail}; refusing new connections"
+            );
+            self.logged = Some(Instant::now());
+            self.since_logged = 0;
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then waits up to 10 s for open
-/// connections to finish (live streams are closed then).
+/// connections to finish (live streams are closed then). A connection over the state's
+/// [`limits::ConnectionLimits`] is answered `503` and closed at once.
 ///
 /// # Errors
 ///
@@ -979,6 +1043,9 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
+    let gate = limits::Gate::new(&state.inner.connections);
+    tracing::debug!(total = gate.total(), "connection limit");
+    let mut refusals = Refusals::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -989,6 +1056,13 @@ pub async fn serve(
                         // Usually EMFILE: back off instead of spinning.
                         tracing::warn!(err = %e, "accept failed");
                         tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let admitted = match gate.admit(peer.ip()) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        refusals.refuse(stream, peer, why);
                         continue;
                     }
                 };
@@ -1007,7 +1081,8 @@ pub async fn serve(
                     }
                     let svc =
                         hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let io = TokioIo::new(limits::Counted::new(stream, admitted));
+                    let conn = builder.serve_connection_with_upgrades(io, svc);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, err = %e, "connection ended with an error");
                     }

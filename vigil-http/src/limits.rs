@@ -142,6 +142,201 @@ impl RateLimits {
     }
 }
 
+/// The client an address belongs to: one IPv6 client holds a whole /64.
+fn client(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// How many connections may be open at once (`[server.connections]` in vigild's
+/// configuration). A connection over either limit is answered `503` with `Retry-After` and
+/// closed before anything of it is read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// All clients together. Whatever this says, at most half the process's file limit
+    /// (`RLIMIT_NOFILE`, read when serving starts): the other half stays for recordings, the
+    /// store and the cameras, so no number of connections can stop recording.
+    pub total: u32,
+    /// One client address (an IPv6 /64). Loopback, where a reverse proxy on the same host
+    /// connects from for all of its clients, is held to the total only.
+    pub per_address: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            total: 1024,
+            per_address: 128,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Checks that each limit lets at least one connection in.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (k, v) in [("total", self.total), ("per_address", self.per_address)] {
+            if v == 0 {
+                return Err((k, "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The total in force: [`ConnectionLimits::total`], but at most half the file limit.
+    pub fn effective_total(&self) -> u32 {
+        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let half = u32::try_from(files / 2).unwrap_or(u32::MAX);
+        self.total.min(half).max(1)
+    }
+}
+
+/// The connections open now, by client.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    total: u32,
+    per_address: u32,
+    open: Mutex<(u32, HashMap<IpAddr, u32>)>,
+}
+
+/// A connection let in: its place is given back when this is dropped.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    gate: std::sync::Arc<Gate>,
+    client: Option<IpAddr>,
+}
+
+/// Why a connection was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// All clients together hold the total.
+    Total(u32),
+    /// This client holds its share.
+    PerAddress(u32),
+}
+
+impl Gate {
+    pub(crate) fn new(limits: &ConnectionLimits) -> std::sync::Arc<Gate> {
+        std::sync::Arc::new(Gate {
+            total: limits.effective_total(),
+            per_address: limits.per_address.max(1),
+            open: Mutex::default(),
+        })
+    }
+
+    /// The total in force.
+    pub(crate) fn total(&self) -> u32 {
+        self.total
+    }
+
+    /// Lets a connection from `ip` in, or says which limit it is over.
+    pub(crate) fn admit(self: &std::sync::Arc<Self>, ip: IpAddr) -> Result<Admitted, Refused> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.0 >= self.total {
+            return Err(Refused::Total(self.total));
+        }
+        let client = (!ip.to_canonical().is_loopback()).then(|| client(ip));
+        if let Some(c) = client {
+            let n = open.1.entry(c).or_insert(0);
+            if *n >= self.per_address {
+                return Err(Refused::PerAddress(self.per_address));
+            }
+            *n += 1;
+        }
+        open.0 += 1;
+        Ok(Admitted {
+            gate: self.clone(),
+            client,
+        })
+    }
+}
+
+/// A connection's socket with its place: the place is given back when the socket closes,
+/// also when the connection was upgraded (a WebSocket outlives the HTTP exchange that opened
+/// it).
+#[derive(Debug)]
+pub(crate) struct Counted<S> {
+    inner: S,
+    _place: Admitted,
+}
+
+impl<S> Counted<S> {
+    pub(crate) fn new(inner: S, place: Admitted) -> Self {
+        Counted {
+            inner,
+            _place: place,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(c) = self.client {
+            if let std::collections::hash_map::Entry::Occupied(mut n) = open.1.entry(c) {
+                *n.get_mut() -= 1;
+                if *n.get() == 0 {
+                    n.remove();
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Bucket {
     tokens: f64,
@@ -185,14 +380,7 @@ impl Limiter {
         if !l.enabled || (l.exempt_loopback && ip.is_loopback()) {
             return Ok(());
         }
-        // One IPv6 client holds a whole /64: it is one client.
-        let ip = match ip {
-            IpAddr::V6(v6) => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-            v4 => v4,
-        };
+        let ip = client(ip);
         let cap = f64::from(l.per_minute(tier).max(1));
         let rate = cap / 60.0;
         let now = Instant::now();
@@ -284,6 +472,39 @@ mod tests {
         assert_eq!(Tier::of("/timelapse/configure"), Tier::Standard);
         assert_eq!(Tier::of("/timelapse/video"), Tier::Media);
         assert_eq!(Tier::of("/api/recordings/file/{*path}"), Tier::Media);
+    }
+
+    #[test]
+    fn connections_are_counted_per_client_and_in_all() {
+        let gate = Gate::new(&ConnectionLimits {
+            total: 5,
+            per_address: 2,
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a1 = gate.admit(ip("10.0.0.1")).unwrap();
+        let a2 = gate.admit(ip("::ffff:10.0.0.1")).unwrap();
+        assert_eq!(
+            gate.admit(ip("10.0.0.1")).unwrap_err(),
+            Refused::PerAddress(2)
+        );
+        // One IPv6 client is its /64.
+        let b1 = gate.admit(ip("2001:db8::1")).unwrap();
+        let b2 = gate.admit(ip("2001:db8::2:3")).unwrap();
+        assert_eq!(
+            gate.admit(ip("2001:db8::ffff")).unwrap_err(),
+            Refused::PerAddress(2)
+        );
+        // Loopback is held to the total only.
+        let l = gate.admit(ip("127.0.0.1")).unwrap();
+        assert_eq!(gate.admit(ip("127.0.0.1")).unwrap_err(), Refused::Total(5));
+        assert_eq!(gate.admit(ip("10.9.9.9")).unwrap_err(), Refused::Total(5));
+        drop((a1, l));
+        let a3 = gate.admit(ip("10.0.0.1")).unwrap();
+        let c = gate.admit(ip("10.9.9.9")).unwrap();
+        drop((a2, a3, b1, b2, c));
+        let open = gate.open.lock().unwrap();
+        assert_eq!(open.0, 0);
+        assert!(open.1.is_empty(), "{:?}", open.1);
     }
 
     #[test]

@@ -27,6 +27,23 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
     (status, out)
 }
 
+/// A connection that sent `request` and got an answer starting with `want`, kept open.
+async fn kept(addr: std::net::SocketAddr, request: &[u8], want: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(want),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s
+}
+
 fn get(target: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
 }
@@ -223,14 +240,8 @@ async fn slow_and_silent_clients_are_closed_and_hold_nobody_up() {
     // 10 that made a request, keep the connection alive, and then say nothing.
     let mut idle = Vec::new();
     for _ in 0..10 {
-        let mut s = TcpStream::connect(srv.addr).await.unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        idle.push(s);
+        let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        idle.push(kept(srv.addr, request, b"HTTP/1.1 200").await);
     }
     let mut trickle = Vec::new();
     for _ in 0..20 {
@@ -307,4 +318,68 @@ async fn slow_and_silent_clients_are_closed_and_hold_nobody_up() {
     let (status, _) = raw(srv.addr, &get("/api/events?limit=1")).await;
     assert_eq!(status, 200);
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_get_503_and_the_places_come_back() {
+    let limits = vigil_http::limits::ConnectionLimits {
+        total: 40,
+        per_address: 10,
+    };
+    let srv = Server::start_with(|s| s.without_auth().with_connection_limits(limits)).await;
+    // 20 WebSocket followers (a WebSocket keeps its place after the upgrade), then 20 clients
+    // that hold their connection with a head they never finish (loopback counts to the total
+    // only, not to the per-address limit).
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(
+            kept(
+                srv.addr,
+                b"GET /ws/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  Sec-WebSocket-Version: 13\r\n\r\n",
+                b"HTTP/1.1 101",
+            )
+            .await,
+        );
+    }
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    // The next is told why, and closed.
+    let (status, out) = raw(srv.addr, &get("/health")).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&out));
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("Retry-After: 5"), "{text}");
+    let detail = body_json(&out)["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("too many connections"), "{detail}");
+    // Places are given back as connections close (ten of the unfinished heads).
+    held.truncate(30);
+    let started = Instant::now();
+    loop {
+        let (status, _) = raw(srv.addr, &get("/health")).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no place came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ten are free again (once the /health connections above are closed on the server's
+    // side too): ten clients are let in and served on connections they keep, and the one
+    // after them is refused.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..10 {
+        let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        held.push(kept(srv.addr, request, b"HTTP/1.1 200").await);
+    }
+    let (status, _) = raw(srv.addr, &get("/health")).await;
+    assert_eq!(status, 503);
 }

@@ -47,6 +47,7 @@ const ZONES: [&str; 3] = ["porch", "driveway", "yard"];
 pub async fn run_all(open: impl Opener) {
     events_filters_and_sorts(&open).await;
     event_updates_keep_indexes_exact(&open).await;
+    event_patches_and_updates_keep_each_writers_fields(&open).await;
     recordings_filters_sorts_and_stats(&open).await;
     detections_audit_logs_snapshots(&open).await;
     pagination_edges(&open).await;
@@ -628,6 +629,172 @@ pub async fn events_filters_and_sorts(open: &impl Opener) {
             .collect();
         assert_eq!(got, want, "events summary in {tz_name}");
     }
+}
+
+/// [`Mutation::PatchEvent`] and [`Mutation::UpdateEvent`] change an event against the stored
+/// one, so a person's review and the pipeline's end both stay whichever is written first; the
+/// change feed announces each as the [`Mutation::PutEvent`] of the result.
+pub async fn event_patches_and_updates_keep_each_writers_fields(open: &impl Opener) {
+    let dir = tmp();
+    let store = open(dir.path()).unwrap();
+    let mut events = sample_events(40, 11);
+    for e in &mut events {
+        e.end_time = None;
+        e.review = ReviewStatus::Unreviewed;
+        e.notes = None;
+        e.retain = false;
+    }
+    put_events(&store, &events, 40).await;
+    let mut feed = store.changes();
+    let patch = |e: &Event| EventPatch {
+        review: Some(ReviewStatus::Reviewed),
+        notes: Some(Some(format!("seen {}", e.id))),
+        retain: Some(true),
+        ..EventPatch::new(e.id)
+    };
+    // The pipeline's copy knows nothing of the review; it ends the event.
+    let ended = |e: &Event| {
+        let mut e = e.clone();
+        e.end_time = Some(
+            e.start_time
+                .saturating_add(std::time::Duration::from_secs(5)),
+        );
+        e.top_score = 0.97;
+        e
+    };
+    let check = |e: &Event, original: &Event| {
+        assert_eq!(e.review, ReviewStatus::Reviewed, "{}", e.id);
+        assert_eq!(e.notes, Some(format!("seen {}", e.id)));
+        assert!(e.retain);
+        assert_eq!(e.end_time, ended(original).end_time);
+        assert_eq!(e.top_score, 0.97);
+    };
+
+    // In both orders.
+    let (a, b) = (&events[0], &events[1]);
+    store
+        .apply(Mutation::PatchEvent(Box::new(patch(a))).into())
+        .await
+        .unwrap();
+    store
+        .apply(Mutation::UpdateEvent(Box::new(ended(a))).into())
+        .await
+        .unwrap();
+    store
+        .apply(Mutation::UpdateEvent(Box::new(ended(b))).into())
+        .await
+        .unwrap();
+    store
+        .apply(Mutation::PatchEvent(Box::new(patch(b))).into())
+        .await
+        .unwrap();
+    for e in [a, b] {
+        check(&store.event(e.id).await.unwrap().unwrap(), e);
+    }
+    // Each was announced as the event it left.
+    let mut announced = Vec::new();
+    for want in [a, a, b, b] {
+        let got = feed.try_recv().expect("announced");
+        let [Mutation::PutEvent(e)] = &got.mutations[..] else {
+            panic!("announced as {got:?}");
+        };
+        assert_eq!(e.id, want.id);
+        announced.push(Event::clone(e));
+    }
+    assert_eq!(announced[0].review, ReviewStatus::Reviewed);
+    assert_eq!(announced[0].end_time, None);
+    assert_eq!(announced[2].review, ReviewStatus::Unreviewed);
+    assert_eq!(announced[2].end_time, ended(b).end_time);
+    for (i, e) in [(1, a), (3, b)] {
+        assert_eq!(announced[i], store.event(e.id).await.unwrap().unwrap());
+    }
+
+    // Many writers at once, on the rest: whatever the order, both changes stay.
+    let mut tasks = Vec::new();
+    for e in &events[2..] {
+        for update in [false, true] {
+            let (s, e) = (store.clone(), e.clone());
+            let m = if update {
+                Mutation::UpdateEvent(Box::new(ended(&e)))
+            } else {
+                Mutation::PatchEvent(Box::new(patch(&e)))
+            };
+            tasks.push(tokio::spawn(
+                async move { s.apply(m.into()).await.unwrap() },
+            ));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for e in &events[2..] {
+        check(&store.event(e.id).await.unwrap().unwrap(), e);
+    }
+
+    // An end patch keeps an earlier end, and never ends before the start; a patch of an event
+    // that is gone writes nothing and is not announced.
+    let c = &events[0];
+    let mut late = EventPatch::new(c.id);
+    late.end = Some(Timestamp(i64::MAX / 2));
+    let mut open_one = events[1].clone();
+    open_one.id = EventId(999_999);
+    open_one.end_time = None;
+    put_events(&store, std::slice::from_ref(&open_one), 1).await;
+    let mut early = EventPatch::new(open_one.id);
+    early.end = Some(Timestamp(open_one.start_time.0 - 1_000_000));
+    let mut feed = store.changes();
+    let gone = EventPatch {
+        review: Some(ReviewStatus::Reviewed),
+        ..EventPatch::new(EventId(1))
+    };
+    let batch: Batch = [late, early, gone]
+        .into_iter()
+        .map(|p| Mutation::PatchEvent(Box::new(p)))
+        .collect();
+    store.apply(batch).await.unwrap();
+    assert_eq!(
+        store.event(c.id).await.unwrap().unwrap().end_time,
+        ended(c).end_time
+    );
+    let stored = store.event(open_one.id).await.unwrap().unwrap();
+    assert_eq!(stored.end_time, Some(stored.start_time));
+    assert!(store.event(EventId(1)).await.unwrap().is_none());
+    // Only the patch that changed something is announced.
+    let got = feed.try_recv().expect("announced");
+    let [Mutation::PutEvent(e)] = &got.mutations[..] else {
+        panic!("announced as {got:?}");
+    };
+    assert_eq!(**e, stored);
+    // A lone patch of an event that is gone is no change at all: nothing is announced.
+    store
+        .apply(Mutation::PatchEvent(Box::new(EventPatch::new(EventId(2)))).into())
+        .await
+        .unwrap();
+    assert!(feed.try_recv().is_err(), "an empty change was announced");
+    // An event a person ended stays ended when the pipeline's copy, still in progress,
+    // comes after.
+    let mut still_open = open_one.clone();
+    still_open.top_score = 0.5;
+    store
+        .apply(Mutation::UpdateEvent(Box::new(still_open)).into())
+        .await
+        .unwrap();
+    let after = store.event(open_one.id).await.unwrap().unwrap();
+    assert_eq!(after.end_time, Some(after.start_time));
+    assert_eq!(after.top_score, 0.5);
+    // A patch that a request got wrong is refused before anything is written.
+    let bad = EventPatch {
+        notes: Some(Some("x".repeat(10_001))),
+        ..EventPatch::new(c.id)
+    };
+    assert!(store
+        .apply(Mutation::PatchEvent(Box::new(bad)).into())
+        .await
+        .is_err());
+    assert_eq!(
+        store.event(c.id).await.unwrap().unwrap().notes,
+        Some(format!("seen {}", c.id))
+    );
 }
 
 /// Updating and deleting events moves them between filters and counters.

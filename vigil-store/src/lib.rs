@@ -405,7 +405,7 @@ impl Tables {
         Ok(out)
     }
 
-    fn apply(&self, wtxn: &mut RwTxn, m: &Mutation, d: &mut Deltas) -> StoreResult<()> {
+    fn apply(&self, wtxn: &mut RwTxn, m: &Mutation, d: &mut Deltas) -> StoreResult<Written> {
         use Mutation as M;
         let be = |n: u64| n.to_be_bytes();
         match m {
@@ -429,6 +429,26 @@ impl Tables {
             }
             M::DeleteSetting(key) => self.delete_config(wtxn, cfg::SETTING, key.as_bytes())?,
             M::PutEvent(x) => self.events.put(wtxn, x, d)?,
+            M::UpdateEvent(x) => {
+                let mut e = Event::clone(x);
+                if let Some(stored) = self.events.get(wtxn, e.id.0)? {
+                    e.keep_what_people_set(&stored);
+                }
+                self.events.put(wtxn, &e, d)?;
+                return Ok(Written::Event(Box::new(e)));
+            }
+            M::PatchEvent(p) => {
+                let Some(stored) = self.events.get(wtxn, p.id.0)? else {
+                    return Ok(Written::Nothing);
+                };
+                let mut e = stored.clone();
+                p.apply_to(&mut e);
+                if e == stored {
+                    return Ok(Written::Nothing);
+                }
+                self.events.put(wtxn, &e, d)?;
+                return Ok(Written::Event(Box::new(e)));
+            }
             M::DeleteEvent(id) => drop(self.events.delete(wtxn, id.0, d)?),
             M::PutDetection(x) => self.detections.put(wtxn, x, d)?,
             M::DeleteDetection(id) => drop(self.detections.delete(wtxn, id.0, d)?),
@@ -462,8 +482,19 @@ impl Tables {
             },
             _ => return Err(Error::Invalid(format!("this store does not support {m:?}"))),
         }
-        Ok(())
+        Ok(Written::AsGiven)
     }
+}
+
+/// What a mutation wrote, as the change feed announces it.
+enum Written {
+    /// The mutation itself.
+    AsGiven,
+    /// This event (an [`Mutation::UpdateEvent`] or [`Mutation::PatchEvent`] resolved against
+    /// the stored one).
+    Event(Box<Event>),
+    /// Nothing (a patch of an event that is gone, or that changes nothing).
+    Nothing,
 }
 
 fn config_key(kind: u8, id: &[u8]) -> Vec<u8> {
@@ -473,20 +504,35 @@ fn config_key(kind: u8, id: &[u8]) -> Vec<u8> {
     k
 }
 
-fn commit(inner: &Inner, batches: &[&Batch]) -> StoreResult<()> {
+/// Commits `batches` in one transaction. For each, what the change feed announces in its place
+/// when that differs from the batch (see [`Written`]).
+fn commit(inner: &Inner, batches: &[&Batch]) -> StoreResult<Vec<Option<Batch>>> {
     let mut wtxn = inner.env.write_txn().map_err(Error::lmdb("begin write"))?;
     let mut deltas = Deltas::default();
+    let mut written = Vec::with_capacity(batches.len());
     for b in batches {
-        for m in &b.mutations {
-            inner.t.apply(&mut wtxn, m, &mut deltas)?;
+        let mut resolved: Option<Vec<Mutation>> = None;
+        for (i, m) in b.mutations.iter().enumerate() {
+            let w = inner.t.apply(&mut wtxn, m, &mut deltas)?;
+            if let (Written::AsGiven, None) = (&w, &resolved) {
+                continue;
+            }
+            let r = resolved.get_or_insert_with(|| b.mutations[..i].to_vec());
+            match w {
+                Written::AsGiven => r.push(m.clone()),
+                Written::Event(e) => r.push(Mutation::PutEvent(e)),
+                Written::Nothing => {}
+            }
         }
+        written.push(resolved.map(|mutations| Batch { mutations }));
     }
     deltas.flush(&mut wtxn, &inner.t.aggs)?;
-    wtxn.commit().map_err(Error::lmdb("commit"))
+    wtxn.commit().map_err(Error::lmdb("commit"))?;
+    Ok(written)
 }
 
 /// Commits, growing the map and retrying while LMDB says it is full.
-fn commit_growing(inner: &Inner, batches: &[&Batch]) -> StoreResult<()> {
+fn commit_growing(inner: &Inner, batches: &[&Batch]) -> StoreResult<Vec<Option<Batch>>> {
     loop {
         match commit(inner, batches) {
             Err(e) if e.is_map_full() => grow(inner)?,
@@ -516,17 +562,24 @@ fn writer_loop(inner: &Inner, rx: &mpsc::Receiver<Job>, max_jobs: usize) {
         let batches: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
         // A committed batch goes to the change feed before its writer hears back, so that a
         // subscriber has it queued by the time `apply` returns.
-        let done = |j: Job| {
-            let _ = inner.changes.send(Arc::new(j.batch));
+        let done = |j: Job, written: Option<Batch>| {
+            let batch = written.unwrap_or(j.batch);
+            // A batch that wrote nothing (patches of events that are gone) is not announced.
+            if !batch.mutations.is_empty() {
+                let _ = inner.changes.send(Arc::new(batch));
+            }
             let _ = j.reply.send(Ok(()));
         };
         match commit_growing(inner, &batches) {
-            Ok(()) => jobs.into_iter().for_each(done),
+            Ok(written) => jobs.into_iter().zip(written).for_each(|(j, w)| done(j, w)),
             Err(_) if jobs.len() > 1 => {
                 // One batch spoiled the group: commit each alone so only it fails.
                 for j in jobs {
                     match commit_growing(inner, &[&j.batch]) {
-                        Ok(()) => done(j),
+                        Ok(mut written) => {
+                            let w = written.pop().flatten();
+                            done(j, w)
+                        }
                         Err(e) => {
                             let _ = j.reply.send(Err(e.into()));
                         }

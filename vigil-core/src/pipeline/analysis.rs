@@ -347,18 +347,19 @@ impl InProgress {
 }
 
 /// Writes the analyser's changes. Its events are its own copies: what people set on an event
-/// in progress since (a review, notes, keeping it, a sub label) is read back from the store and
-/// kept, or the next update of the event would undo it.
-async fn apply(store: &dyn Store, mut mutations: Vec<Mutation>) -> Result<usize> {
+/// in progress since (a review, notes, keeping it, a sub label) must be kept, or the next
+/// update of the event would undo it. So each event goes in as an [`Mutation::UpdateEvent`],
+/// which the store resolves against the stored event inside its write.
+async fn apply(store: &dyn Store, mutations: Vec<Mutation>) -> Result<usize> {
     let n = mutations.len();
     if n > 0 {
-        for m in &mut mutations {
-            if let Mutation::PutEvent(e) = m {
-                if let Some(stored) = store.event(e.id).await? {
-                    e.keep_what_people_set(&stored);
-                }
-            }
-        }
+        let mutations = mutations
+            .into_iter()
+            .map(|m| match m {
+                Mutation::PutEvent(e) => Mutation::UpdateEvent(e),
+                m => m,
+            })
+            .collect();
         store.apply(Batch { mutations }).await?;
     }
     Ok(n)

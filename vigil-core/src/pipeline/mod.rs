@@ -24,7 +24,7 @@ pub use recorder::{
     art_paths, reconcile, segment_path, Recorder, RecorderInput, RecorderOptions, RecorderStats,
 };
 pub use restream::{Feed, RestreamHub};
-pub use retention::{DiskBudget, Retention, RetentionReport, StorageStats};
+pub use retention::{default_reserve, DiskBudget, Retention, RetentionReport, StorageStats};
 pub use supervisor::{
     supervise, Backoff, SharedCounters, StreamCounters, StreamEvent, StreamStats, SupervisorOptions,
 };

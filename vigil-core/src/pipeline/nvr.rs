@@ -461,10 +461,10 @@ impl Nvr {
             }
             let mut batch = crate::store::Batch::new();
             for id in events {
-                if let Some(mut e) = self.store.event(id).await? {
-                    e.end_time = Some(now.max(e.start_time));
-                    batch.push(crate::store::Mutation::PutEvent(Box::new(e)));
-                }
+                batch.push(Mutation::PatchEvent(Box::new(crate::model::EventPatch {
+                    end: Some(now),
+                    ..crate::model::EventPatch::new(id)
+                })));
             }
             if !batch.is_empty() {
                 self.store.apply(batch).await?;
@@ -545,22 +545,29 @@ impl Nvr {
         id: EventId,
         at: Option<crate::time::Timestamp>,
     ) -> Result<crate::model::Event> {
-        let Some(mut e) = self.store.event(id).await? else {
-            return Err(crate::error::Error::new(
-                crate::error::ErrorKind::NotFound,
-                format!("no event {id}"),
-            ));
+        let gone = || {
+            crate::error::Error::new(crate::error::ErrorKind::NotFound, format!("no event {id}"))
+        };
+        let Some(e) = self.store.event(id).await? else {
+            return Err(gone());
         };
         if e.end_time.is_some() {
             return Ok(e);
         }
-        // Never later than now: the camera records the post-capture after the end.
+        // Never later than now: the camera records the post-capture after the end. The end is
+        // written as a patch, so that a review or notes set meanwhile stay, and an end made
+        // meanwhile (the event's own duration running out) is kept.
         let now = self.clocks.realtime();
-        let end = at.map_or(now, |t| t.min(now)).max(e.start_time);
-        e.end_time = Some(end);
-        let mut batch = crate::store::Batch::new();
-        batch.push(Mutation::PutEvent(Box::new(e.clone())));
-        self.store.apply(batch).await?;
+        let at = at.map_or(now, |t| t.min(now));
+        let patch = crate::model::EventPatch {
+            end: Some(at),
+            ..crate::model::EventPatch::new(id)
+        };
+        self.store
+            .apply(Mutation::PatchEvent(Box::new(patch)).into())
+            .await?;
+        let e = self.store.event(id).await?.ok_or_else(gone)?;
+        let end = e.end_time.unwrap_or(at);
         if e.has_clip {
             let post = self
                 .store

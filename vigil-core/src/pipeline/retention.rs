@@ -7,7 +7,7 @@
 //!   needs (one that overlaps an event whose own retention has not passed, or one marked
 //!   `retain`) stays.
 //! - By disk budget: recordings may use at most `max_bytes`, and the filesystem at most
-//!   `max_percent` full. Oldest first across all cameras, so every camera keeps footage back to
+//!   `max_percent` full; with no `max_percent`, at least [`default_reserve`] stays free. Oldest first across all cameras, so every camera keeps footage back to
 //!   about the same time; footage events need goes only when the budget cannot be met without
 //!   it. Recordings marked retained are never deleted automatically. The [`crate::pipeline::Nvr`]
 //!   runs a whole pass every `retention_interval` and, between passes, checks the budget every
@@ -25,7 +25,9 @@ use serde::Serialize;
 use super::recorder::delete_recording;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::CameraId;
-use crate::model::{validate_relative_path, CameraConfig, Event, Recording, RecordingKind};
+use crate::model::{
+    validate_relative_path, CameraConfig, Event, EventPatch, Recording, RecordingKind,
+};
 use crate::query::{
     CameraRecordingStats, EventFilter, Order, Query, RecordingFilter, SnapshotFilter, TimeRange,
 };
@@ -39,8 +41,17 @@ const DAY_US: i64 = 86_400_000_000;
 pub struct DiskBudget {
     /// Most bytes all recordings together may use.
     pub max_bytes: Option<u64>,
-    /// Most the filesystem holding the data directory may be full, in percent.
+    /// Most the filesystem holding the data directory may be full, in percent. Without it,
+    /// [`default_reserve`] is kept free.
     pub max_percent: Option<f64>,
+}
+
+/// The space kept free on a filesystem of `total` bytes when the budget sets no
+/// `max_percent`: 1% of it, at least 64 MiB and at most 4 GiB (half of a filesystem smaller
+/// than 128 MiB). With no budget at all, a disk filling up (with footage or other programs'
+/// files) costs the oldest footage, not the new: recording never stops for want of space.
+pub fn default_reserve(total: u64) -> u64 {
+    (total / 100).clamp(64 << 20, 4 << 30).min(total / 2)
 }
 
 /// What a retention pass deleted.
@@ -85,6 +96,9 @@ pub struct Retention {
     store: Arc<dyn Store>,
     clocks: Arc<dyn Clocks>,
     budget: std::sync::Mutex<DiskBudget>,
+    /// When "disk budget not met" was last logged: a disk held full by another program would
+    /// otherwise log it at every check (2 s).
+    unmet_logged: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 struct Fs {
@@ -118,6 +132,7 @@ impl Retention {
             store,
             clocks,
             budget: std::sync::Mutex::new(budget),
+            unmet_logged: std::sync::Mutex::new(None),
         }
     }
 
@@ -289,16 +304,17 @@ impl Retention {
                     let mut batch = Batch::from(Mutation::DeleteSnapshot(s.id));
                     // An event's best snapshot: the event stays (with its thumbnail and clip)
                     // but no longer has a snapshot.
-                    if let Some(mut e) = event {
-                        if let Some(b) = e
-                            .best
-                            .as_mut()
-                            .filter(|b| b.snapshot_path.as_ref() == Some(&s.path))
-                        {
-                            b.snapshot_path = None;
-                            e.has_snapshot = false;
-                            batch.mutations.push(Mutation::PutEvent(Box::new(e)));
-                        }
+                    if let Some(e) = event.filter(|e| {
+                        e.best
+                            .as_ref()
+                            .is_some_and(|b| b.snapshot_path.as_ref() == Some(&s.path))
+                    }) {
+                        batch
+                            .mutations
+                            .push(Mutation::PatchEvent(Box::new(EventPatch {
+                                forget_snapshot: Some(s.path.clone()),
+                                ..EventPatch::new(e.id)
+                            })));
                     }
                     self.store.apply(batch).await?;
                     report.snapshots += 1;
@@ -345,13 +361,16 @@ impl Retention {
         Ok(excess)
     }
 
-    /// Bytes to free to bring the filesystem under `max_percent` (0 when it is, or when there
-    /// is no such budget): one `statvfs`, cheap enough to ask every few seconds. The disk can
-    /// fill fast (other programs' files count); recordings alone, which `max_bytes` limits,
-    /// grow only as fast as the cameras record.
+    /// Bytes to free to bring the filesystem under `max_percent`, or, with no `max_percent`,
+    /// to keep [`default_reserve`] free (0 when it is): one `statvfs`, cheap enough to ask
+    /// every few seconds. The disk can fill fast (other programs' files count); recordings
+    /// alone, which `max_bytes` limits, grow only as fast as the cameras record.
     pub fn over_percent(&self) -> Result<u64> {
         let Some(pct) = self.budget().max_percent else {
-            return Ok(0);
+            // The reserve is a default: a filesystem that cannot be asked keeps none.
+            return Ok(filesystem(&self.data_dir).map_or(0, |fs| {
+                default_reserve(fs.total).saturating_sub(fs.available)
+            }));
         };
         let fs = filesystem(&self.data_dir)?;
         let used = fs.total.saturating_sub(fs.available);
@@ -391,10 +410,14 @@ impl Retention {
                 return Ok(());
             }
         }
-        tracing::warn!(
-            excess,
-            "disk budget not met: what is left is retained or still being written"
-        );
+        let mut logged = self.unmet_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+            tracing::warn!(
+                excess,
+                "disk budget not met: what is left is retained or still being written"
+            );
+            *logged = Some(std::time::Instant::now());
+        }
         Ok(())
     }
 

@@ -4,8 +4,8 @@
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use vigil_core::{
-    BBox, DetectionFilter, Event, EventFilter, EventId, Mutation, PageRequest, Query, ReviewStatus,
-    SummaryFilter, Timestamp,
+    BBox, DetectionFilter, Event, EventFilter, EventId, EventPatch, Mutation, PageRequest, Query,
+    ReviewStatus, SummaryFilter, Timestamp,
 };
 
 use super::detections::WireDetection;
@@ -510,7 +510,7 @@ async fn get_event(ctx: Ctx) -> Reply {
 /// What PATCH may change.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct EventPatch {
+struct PatchBody {
     reviewed: Option<bool>,
     review_status: Option<String>,
     notes: Option<Option<String>>,
@@ -520,17 +520,18 @@ struct EventPatch {
 }
 
 async fn patch_event(ctx: Ctx) -> Reply {
-    let mut e = event_of(&ctx).await?;
-    let p: EventPatch = ctx.json()?;
-    if let Some(r) = p.reviewed {
-        e.review = if r {
+    let e = event_of(&ctx).await?;
+    let p: PatchBody = ctx.json()?;
+    let mut patch = EventPatch::new(e.id);
+    patch.review = p.reviewed.map(|r| {
+        if r {
             ReviewStatus::Reviewed
         } else {
             ReviewStatus::Unreviewed
-        };
-    }
+        }
+    });
     if let Some(s) = &p.review_status {
-        e.review = match s.as_str() {
+        patch.review = Some(match s.as_str() {
             "reviewed" => ReviewStatus::Reviewed,
             "unreviewed" => ReviewStatus::Unreviewed,
             _ => {
@@ -539,24 +540,29 @@ async fn patch_event(ctx: Ctx) -> Reply {
                     format!("must be reviewed or unreviewed, got {s:?}"),
                 ))
             }
-        };
+        });
     }
-    if let Some(n) = p.notes {
-        e.notes = n;
-    }
-    if let Some(s) = p.sub_label {
-        e.sub_label = s.filter(|s| !s.is_empty());
-    }
-    if let Some(r) = p.retain_indefinitely.or(p.retain) {
-        e.retain = r;
-    }
-    e.validate()
+    patch.notes = p.notes;
+    patch.sub_label = p.sub_label.map(|s| s.filter(|s| !s.is_empty()));
+    patch.retain = p.retain_indefinitely.or(p.retain);
+    patch
+        .validate()
         .map_err(|err| ApiError::body(&[], err.message()))?;
-    ctx.state
-        .store()
-        .apply(Mutation::PutEvent(Box::new(e.clone())).into())
+    ok(&WireEvent::from(&patched(&ctx, patch).await?))
+}
+
+/// Applies `patch` inside the store's write (the pipeline may be updating the same event), and
+/// reads back the event it left.
+async fn patched(ctx: &Ctx, patch: EventPatch) -> Result<Event, ApiError> {
+    let id = patch.id;
+    let store = ctx.state.store();
+    store
+        .apply(Mutation::PatchEvent(Box::new(patch)).into())
         .await?;
-    ok(&WireEvent::from(&e))
+    store
+        .event(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))
 }
 
 async fn delete_event(ctx: Ctx) -> Reply {
@@ -569,12 +575,15 @@ async fn delete_event(ctx: Ctx) -> Reply {
 }
 
 async fn set_retain(ctx: Ctx, retain: bool) -> Reply {
-    let mut e = event_of(&ctx).await?;
-    e.retain = retain;
-    ctx.state
-        .store()
-        .apply(Mutation::PutEvent(Box::new(e.clone())).into())
-        .await?;
+    let e = event_of(&ctx).await?;
+    let e = patched(
+        &ctx,
+        EventPatch {
+            retain: Some(retain),
+            ..EventPatch::new(e.id)
+        },
+    )
+    .await?;
     let msg = if retain {
         "Event retained"
     } else {

@@ -242,8 +242,15 @@ async fn delete(ctx: Ctx) -> Reply {
         .map(SnapshotId);
     let mut batch = vigil_core::Batch::new();
     if let Some(id) = id {
-        if ctx.state.store().snapshot(id).await?.is_some() {
+        if let Some(snap) = ctx.state.store().snapshot(id).await? {
             batch.push(Mutation::DeleteSnapshot(id));
+            // An event whose best snapshot it was no longer has one.
+            if let Some(event) = snap.event_id {
+                batch.push(Mutation::PatchEvent(Box::new(vigil_core::EventPatch {
+                    forget_snapshot: Some(snap.path),
+                    ..vigil_core::EventPatch::new(event)
+                })));
+            }
         }
     }
     // The record goes first: a crash between the two leaves a file nobody lists, never a

@@ -627,6 +627,15 @@ fn storage_json(s: &vigil_core::pipeline::StorageStats) -> Value {
             json!(s.budget.max_percent.is_some() || s.budget.max_bytes.is_some()),
         );
         m.insert("auto_delete".into(), m["enabled"].clone());
+        // Kept free whatever the budget, when it sets no percentage.
+        m.insert(
+            "reserve_bytes".into(),
+            json!(s
+                .budget
+                .max_percent
+                .is_none()
+                .then(|| vigil_core::pipeline::default_reserve(s.filesystem_bytes))),
+        );
     }
     v
 }
