@@ -162,13 +162,29 @@ impl Clocks for SteppedClocks {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, for a server a test starts in another process (vigild,
+/// GStreamer, mosquitto).
+///
+/// Not one the kernel picks (`bind` to port 0): those come from the ephemeral range, where
+/// every outgoing connection takes its local port too, so between this call and the server's
+/// `bind` a connection of another test could take it. Ports below that range (20000 to
+/// 32767) are handed out in turn from an offset drawn from the process id, so two test
+/// processes rarely try the same one, and each is checked free before it is given.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + n % COUNT).expect("under 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// GStreamer's RTSP server on 127.0.0.1, serving live H.264 test patterns. Stopped on drop.
