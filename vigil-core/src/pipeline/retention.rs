@@ -7,8 +7,9 @@
 //!   needs (one that overlaps an event whose own retention has not passed, or one marked
 //!   `retain`) stays.
 //! - By disk budget: recordings may use at most `max_bytes`, and the filesystem at most
-//!   `max_percent` full; with no `max_percent`, at least [`default_reserve`] stays free. Oldest first across all cameras, so every camera keeps footage back to
-//!   about the same time; footage events need goes only when the budget cannot be met without
+//!   `max_percent` full; with no `max_percent`, at least [`default_reserve`] stays free.
+//!   Oldest first across all cameras, so every camera keeps footage back to about the same
+//!   time; footage events need goes only when the budget cannot be met without
 //!   it. Recordings marked retained are never deleted automatically. The [`crate::pipeline::Nvr`]
 //!   runs a whole pass every `retention_interval` and, between passes, checks the budget every
 //!   `budget_check_interval` how full the filesystem is ([`Retention::over_percent`]), so a disk
@@ -303,17 +304,14 @@ impl Retention {
                     }
                     let mut batch = Batch::from(Mutation::DeleteSnapshot(s.id));
                     // An event's best snapshot: the event stays (with its thumbnail and clip)
-                    // but no longer has a snapshot.
-                    if let Some(e) = event.filter(|e| {
-                        e.best
-                            .as_ref()
-                            .is_some_and(|b| b.snapshot_path.as_ref() == Some(&s.path))
-                    }) {
+                    // but no longer has a snapshot. The patch forgets it only if it is that
+                    // event's best, and otherwise writes nothing.
+                    if let Some(id) = s.event_id {
                         batch
                             .mutations
                             .push(Mutation::PatchEvent(Box::new(EventPatch {
                                 forget_snapshot: Some(s.path.clone()),
-                                ..EventPatch::new(e.id)
+                                ..EventPatch::new(id)
                             })));
                     }
                     self.store.apply(batch).await?;
